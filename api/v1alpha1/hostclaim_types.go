@@ -48,7 +48,7 @@ type HostClaim struct {
 
 // HostClaimSpec names a host and its owner. Host and match cannot change.
 // +kubebuilder:validation:XValidation:rule="self.host == oldSelf.host && self.match == oldSelf.match",message="host and match are immutable; delete the claim and create another"
-// +kubebuilder:validation:XValidation:rule="(has(self.__namespace__) && self.__namespace__ != '') || (has(self.tenant) && self.tenant != '')",message="a claim needs an owner: set namespace, or tenant to reserve the host for a tenant"
+// +kubebuilder:validation:XValidation:rule="(has(self.__namespace__) && self.__namespace__ != ”) || (has(self.tenant) && self.tenant != ”)",message="a claim needs an owner: set namespace, or tenant to reserve the host for a tenant"
 type HostClaimSpec struct {
 	// Host is the normalised host name (lower case, punycode, no trailing
 	// dot), or a wildcard *.suffix.

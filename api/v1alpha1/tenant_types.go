@@ -163,8 +163,8 @@ type ServicePolicy struct {
 	// +kubebuilder:default=Deny
 	LoadBalancer LoadBalancerMode `json:"loadBalancer,omitempty"`
 
-	// AllowNodePort lets the tenant create NodePort Services (and
-	// LoadBalancer Services with node ports allocated). Off by default.
+	// AllowNodePort lets the tenant create Services of type NodePort, which
+	// open a port on every node. Off by default.
 	// +optional
 	AllowNodePort bool `json:"allowNodePort,omitempty"`
 

@@ -1,0 +1,290 @@
+package hosts
+
+import (
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
+)
+
+// Owner is the owner of a claimed host, as recorded by a HostClaim.
+type Owner struct {
+	Name Name
+	// Namespace owns the host; empty in a reservation for Tenant that no
+	// namespace has used yet.
+	Namespace string
+	Tenant    string
+	// Object owns the host in the Object ownership mode.
+	Object   *v1alpha1.ObjectReference
+	Reserved bool
+}
+
+// Use is one object using a host.
+type Use struct {
+	Name      Name
+	Namespace string
+	Object    v1alpha1.ObjectReference
+	// Paths served on the host ("/" for the whole host).
+	Paths []string
+	// Canary is an ingress-nginx canary Ingress, which may share host and
+	// path with its primary.
+	Canary bool
+}
+
+// ObjectKey identifies an object that uses hosts.
+type ObjectKey struct {
+	Namespace string
+	Group     string
+	Kind      string
+	Name      string
+}
+
+// Index answers "who owns this host" and "which objects use it" in time
+// that depends on the name, not on the number of hosts. It is a tree of
+// labels from the top-level domain down. It is safe for concurrent use.
+//
+// The index is a cache: in the cluster, HostClaim objects are the truth and
+// the guard keeps the index in step with them.
+type Index struct {
+	mu      sync.RWMutex
+	root    node
+	objects map[ObjectKey][]Name
+	strs    map[string]string // interned namespaces and tenants
+	owners  int
+}
+
+type node struct {
+	children map[string]*node
+	// Claims of this name in each semantics.
+	exact, single, any *Owner
+	uses               []Use
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{objects: map[ObjectKey][]Name{}, strs: map[string]string{}}
+}
+
+func (ix *Index) intern(s string) string {
+	if v, ok := ix.strs[s]; ok {
+		return v
+	}
+	ix.strs[s] = s
+	return s
+}
+
+// lookup walks to the node of host; create adds missing nodes.
+func (ix *Index) lookup(host string, create bool) (*node, []*node) {
+	n := &ix.root
+	var path []*node
+	rest := host
+	for rest != "" {
+		i := strings.LastIndexByte(rest, '.')
+		label := rest[i+1:]
+		if i < 0 {
+			rest = ""
+		} else {
+			rest = rest[:i]
+		}
+		path = append(path, n)
+		child := n.children[label]
+		if child == nil {
+			if !create {
+				return nil, path
+			}
+			if n.children == nil {
+				n.children = map[string]*node{}
+			}
+			child = &node{}
+			n.children[strings.Clone(label)] = child
+		}
+		n = child
+	}
+	return n, path
+}
+
+func (n *node) slot(m v1alpha1.HostMatch) **Owner {
+	switch m {
+	case v1alpha1.HostMatchSingleLabel:
+		return &n.single
+	case v1alpha1.HostMatchAnyDepth:
+		return &n.any
+	default:
+		return &n.exact
+	}
+}
+
+// SetOwner records the owner of o.Name, replacing any previous one.
+func (ix *Index) SetOwner(o Owner) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	o.Namespace, o.Tenant = ix.intern(o.Namespace), ix.intern(o.Tenant)
+	n, _ := ix.lookup(o.Name.Host, true)
+	slot := n.slot(o.Name.Match)
+	if *slot == nil {
+		ix.owners++
+	}
+	*slot = &o
+}
+
+// DeleteOwner forgets the owner of name.
+func (ix *Index) DeleteOwner(name Name) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n, path := ix.lookup(name.Host, false)
+	if n == nil {
+		return
+	}
+	slot := n.slot(name.Match)
+	if *slot != nil {
+		ix.owners--
+		*slot = nil
+	}
+	ix.prune(name.Host, n, path)
+}
+
+// Owner returns the owner of exactly name.
+func (ix *Index) Owner(name Name) (Owner, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n, _ := ix.lookup(name.Host, false)
+	if n == nil || *n.slot(name.Match) == nil {
+		return Owner{}, false
+	}
+	return **n.slot(name.Match), true
+}
+
+// Len returns the number of owners recorded.
+func (ix *Index) Len() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.owners
+}
+
+// Overlapping returns the owners of every claimed name that overlaps name
+// (name's own owner included), stopping after limit results when limit > 0.
+func (ix *Index) Overlapping(name Name, limit int) []Owner {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var out []Owner
+	add := func(o *Owner) bool {
+		if o != nil && Overlaps(name, o.Name) {
+			out = append(out, *o)
+		}
+		return limit > 0 && len(out) >= limit
+	}
+	n, path := ix.lookup(name.Host, false)
+	// Wildcards on the parent domains.
+	for _, p := range path[min(1, len(path)):] {
+		if add(p.single) || add(p.any) {
+			return out
+		}
+	}
+	if n == nil {
+		return out
+	}
+	if add(n.exact) || add(n.single) || add(n.any) {
+		return out
+	}
+	switch name.Match {
+	case v1alpha1.HostMatchSingleLabel:
+		for _, c := range n.children {
+			if add(c.exact) {
+				return out
+			}
+		}
+	case v1alpha1.HostMatchAnyDepth:
+		var walk func(*node) bool
+		walk = func(n *node) bool {
+			for _, c := range n.children {
+				if add(c.exact) || add(c.single) || add(c.any) || walk(c) {
+					return true
+				}
+			}
+			return false
+		}
+		walk(n)
+	}
+	return out
+}
+
+// SetUses replaces the hosts an object uses.
+func (ix *Index) SetUses(key ObjectKey, uses []Use) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.deleteUses(key)
+	if len(uses) == 0 {
+		return
+	}
+	names := make([]Name, 0, len(uses))
+	for _, u := range uses {
+		u.Namespace = ix.intern(u.Namespace)
+		n, _ := ix.lookup(u.Name.Host, true)
+		n.uses = append(n.uses, u)
+		names = append(names, u.Name)
+	}
+	ix.objects[key] = names
+}
+
+// DeleteUses forgets the hosts an object uses.
+func (ix *Index) DeleteUses(key ObjectKey) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.deleteUses(key)
+}
+
+func (ix *Index) deleteUses(key ObjectKey) {
+	for _, name := range ix.objects[key] {
+		n, path := ix.lookup(name.Host, false)
+		if n == nil {
+			continue
+		}
+		kept := n.uses[:0]
+		for _, u := range n.uses {
+			if !(u.Namespace == key.Namespace && u.Object.Kind == key.Kind && u.Object.Group == key.Group && u.Object.Name == key.Name) {
+				kept = append(kept, u)
+			}
+		}
+		clear(n.uses[len(kept):])
+		n.uses = kept
+		ix.prune(name.Host, n, path)
+	}
+	delete(ix.objects, key)
+}
+
+// Uses returns the uses of exactly name in namespace, sorted by object.
+func (ix *Index) Uses(name Name, namespace string) []Use {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n, _ := ix.lookup(name.Host, false)
+	if n == nil {
+		return nil
+	}
+	var out []Use
+	for _, u := range n.uses {
+		if u.Name.Match == name.Match && u.Namespace == namespace {
+			out = append(out, u)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Object.Name < out[j].Object.Name })
+	return out
+}
+
+// UsedIn reports whether any object in namespace uses exactly name.
+func (ix *Index) UsedIn(name Name, namespace string) bool {
+	return len(ix.Uses(name, namespace)) > 0
+}
+
+// prune removes empty nodes on the way back up from host.
+func (ix *Index) prune(host string, n *node, path []*node) {
+	labels := strings.Split(host, ".")
+	for i := len(path) - 1; i >= 0; i-- {
+		if n.exact != nil || n.single != nil || n.any != nil || len(n.uses) > 0 || len(n.children) > 0 {
+			return
+		}
+		// path[i] is the parent of n; n's label is labels[len(labels)-1-i].
+		delete(path[i].children, labels[len(labels)-1-i])
+		n = path[i]
+	}
+}

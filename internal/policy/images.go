@@ -1,0 +1,126 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/distribution/reference"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// podSpecOf returns the pod spec of a Pod or of a workload's pod template,
+// with the path of that spec in the object, so that a tenant learns about a
+// foreign image at `kubectl apply` of the Deployment, not from a ReplicaSet
+// that silently fails to create pods.
+func podSpecOf(obj runtime.Object) (*corev1.PodSpec, string, bool) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return &o.Spec, "spec", true
+	case *corev1.PodTemplate:
+		return &o.Template.Spec, "template.spec", true
+	case *corev1.ReplicationController:
+		if o.Spec.Template == nil {
+			return nil, "", false
+		}
+		return &o.Spec.Template.Spec, "spec.template.spec", true
+	case *appsv1.Deployment:
+		return &o.Spec.Template.Spec, "spec.template.spec", true
+	case *appsv1.StatefulSet:
+		return &o.Spec.Template.Spec, "spec.template.spec", true
+	case *appsv1.DaemonSet:
+		return &o.Spec.Template.Spec, "spec.template.spec", true
+	case *appsv1.ReplicaSet:
+		return &o.Spec.Template.Spec, "spec.template.spec", true
+	case *batchv1.Job:
+		return &o.Spec.Template.Spec, "spec.template.spec", true
+	case *batchv1.CronJob:
+		return &o.Spec.JobTemplate.Spec.Template.Spec, "spec.jobTemplate.spec.template.spec", true
+	}
+	return nil, "", false
+}
+
+// imageRef is one image named in a pod spec.
+type imageRef struct {
+	field string
+	image string
+}
+
+// imagesOf lists every image a pod spec runs or mounts: containers,
+// initContainers, ephemeralContainers and image volumes.
+func imagesOf(spec *corev1.PodSpec, path string) []imageRef {
+	var out []imageRef
+	for i, c := range spec.InitContainers {
+		out = append(out, imageRef{fmt.Sprintf("%s.initContainers[%d].image", path, i), c.Image})
+	}
+	for i, c := range spec.Containers {
+		out = append(out, imageRef{fmt.Sprintf("%s.containers[%d].image", path, i), c.Image})
+	}
+	for i, c := range spec.EphemeralContainers {
+		out = append(out, imageRef{fmt.Sprintf("%s.ephemeralContainers[%d].image", path, i), c.Image})
+	}
+	for i, v := range spec.Volumes {
+		if v.Image != nil {
+			out = append(out, imageRef{fmt.Sprintf("%s.volumes[%d].image.reference", path, i), v.Image.Reference})
+		}
+	}
+	return out
+}
+
+// checkImages refuses images outside the tenant's repositories, and images
+// not pinned by digest in the namespaces that require it. References are
+// normalised first (nginx is docker.io/library/nginx), and the repository
+// patterns match only at "/" boundaries.
+func checkImages(spec *corev1.PodSpec, path, namespace string, t *Tenant) []Violation {
+	var out []Violation
+	for _, img := range imagesOf(spec, path) {
+		v := Violation{Rule: RuleImage, Field: img.field, Value: img.image}
+		named, err := reference.ParseNormalizedNamed(img.image)
+		if err != nil {
+			v.Message = fmt.Sprintf("%q is not a valid image reference: %v", img.image, err)
+			v.Instead = "write the image as registry/repository:tag or registry/repository@sha256:digest."
+			out = append(out, v)
+			continue
+		}
+		repo := named.Name()
+		if !t.allowsImage(repo) {
+			v.Message = fmt.Sprintf("image %q (repository %s) is not in the repositories tenant %q may run (%s)",
+				img.image, repo, t.Name, t.imagesText())
+			v.Instead = "push the image to one of your repositories and use that reference, or ask the platform team to add the repository to spec.images.allowedRepositories."
+			out = append(out, v)
+			continue
+		}
+		if t.requireDigest[namespace] {
+			if _, ok := named.(reference.Digested); !ok {
+				out = append(out, Violation{
+					Rule: RuleImageDigest, Field: img.field, Value: img.image,
+					Message: fmt.Sprintf("namespace %q requires images pinned by digest, and %q names a tag, which can move", namespace, img.image),
+					Instead: fmt.Sprintf("use %s@sha256:<digest> (crane digest %s prints it).", repo, reference.FamiliarString(named)),
+				})
+			}
+		}
+	}
+	return out
+}
+
+func (t *Tenant) allowsImage(repo string) bool {
+	for _, p := range t.images {
+		if p.Match(repo) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tenant) imagesText() string {
+	if len(t.images) == 0 {
+		return "none"
+	}
+	s := make([]string, len(t.images))
+	for i, p := range t.images {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
