@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantguard/tenantguard/internal/config"
 	"github.com/tenantguard/tenantguard/internal/devenv"
 )
 
@@ -14,7 +15,8 @@ func newDevCommand() *cobra.Command {
 	var (
 		dir      string
 		cacheDir string
-		logs     bool
+		logs       bool
+		configFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -33,7 +35,15 @@ The control-plane binaries are built once from the Go module proxy and cached
 			if err != nil {
 				return err
 			}
-			opts := devenv.Options{Binaries: bins}
+			crds, err := devenv.AllCRDs()
+			if err != nil {
+				return err
+			}
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return withExitCode(2, err)
+			}
+			opts := devenv.Options{Binaries: bins, CRDs: crds}
 			if logs {
 				opts.Logs = stderr
 			}
@@ -48,16 +58,27 @@ The control-plane binaries are built once from the Go module proxy and cached
 					fmt.Fprintln(stderr, "stop control plane:", err)
 				}
 			}()
-			kubeconfig, err := filepath.Abs(filepath.Join(dir, "kubeconfig"))
+			absDir, err := filepath.Abs(dir)
 			if err != nil {
 				return err
 			}
+			fmt.Fprintln(stderr, "starting the guard (admission webhook and host claim controllers) ...")
+			g, err := env.StartGuard(ctx, devenv.GuardOptions{Config: cfg, Dir: absDir})
+			if err != nil {
+				return err
+			}
+			defer func() {
+				if err := g.Stop(); err != nil {
+					fmt.Fprintln(stderr, "stop guard:", err)
+				}
+			}()
+			kubeconfig := filepath.Join(absDir, "kubeconfig")
 			if err := devenv.WriteKubeconfig(kubeconfig, env.Config, "tenantguard-dev"); err != nil {
 				return err
 			}
 			defer os.Remove(kubeconfig)
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "\ncontrol plane ready at %s\nkubeconfig: %s\n\ntry, from another shell:\n", env.Config.Host, kubeconfig)
+			fmt.Fprintf(out, "\ncontrol plane ready at %s, guard webhook at https://%s\nkubeconfig: %s\n\ntry, from another shell:\n", env.Config.Host, g.Addr, kubeconfig)
 			fmt.Fprintf(out, "  %s --kubeconfig %s get namespaces\n", bins.Kubectl, kubeconfig)
 			fmt.Fprintf(out, "\nCtrl-C stops everything.\n")
 			<-ctx.Done()
@@ -66,6 +87,7 @@ The control-plane binaries are built once from the Go module proxy and cached
 	}
 	cmd.Flags().StringVar(&dir, "dir", filepath.Join(".tenantguard", "dev"), "directory for the kubeconfig and other files of the dev environment")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "control-plane binary cache (default $"+devenv.CacheDirEnv+" or <user cache dir>/tenantguard)")
+	cmd.Flags().StringVar(&configFile, "config", "", "guard configuration file (GuardConfig YAML; default: built-in defaults)")
 	cmd.Flags().BoolVar(&logs, "control-plane-logs", false, "print the output of etcd and kube-apiserver")
 	cmd.AddCommand(newDevBinariesCommand(&cacheDir))
 	return cmd

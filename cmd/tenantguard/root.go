@@ -20,6 +20,11 @@ tags; and it diagnoses why a machine cannot reach a private API server.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var logLevel string
+	root.PersistentFlags().StringVar(&logLevel, "log-level", "", "log level: debug, info, warn or error (default: info for serve and registry, error otherwise)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return setUpLogging(cmd, logLevel)
+	}
 	root.AddCommand(
 		newVersionCommand(),
 		newDevCommand(),

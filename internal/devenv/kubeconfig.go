@@ -2,6 +2,7 @@ package devenv
 
 import (
 	"fmt"
+	"os"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -35,4 +36,12 @@ func Kubeconfig(cfg *rest.Config, contextName string) ([]byte, error) {
 	kc.Contexts[contextName] = ctx
 	kc.CurrentContext = contextName
 	return clientcmd.Write(*kc)
+}
+
+func readFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, nil
 }

@@ -3,6 +3,7 @@ package devenvtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -15,21 +16,31 @@ import (
 // stderr: the first build takes minutes.
 func Start(tb testing.TB, opts devenv.Options) *devenv.Env {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	bins, err := devenv.EnsureBinaries(ctx, devenv.BuildOptions{Progress: os.Stderr})
+	env, stop, err := StartShared(opts)
 	if err != nil {
-		tb.Fatalf("control-plane binaries: %v", err)
-	}
-	opts.Binaries = bins
-	env, err := devenv.Start(ctx, opts)
-	if err != nil {
-		tb.Fatalf("start control plane: %v", err)
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		if err := env.Stop(); err != nil {
+		if err := stop(); err != nil {
 			tb.Errorf("stop control plane: %v", err)
 		}
 	})
 	return env
+}
+
+// StartShared is Start for a TestMain that shares one control plane
+// between the tests of a package; the caller runs stop at the end.
+func StartShared(opts devenv.Options) (env *devenv.Env, stop func() error, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	bins, err := devenv.EnsureBinaries(ctx, devenv.BuildOptions{Progress: os.Stderr})
+	if err != nil {
+		return nil, nil, fmt.Errorf("control-plane binaries: %w", err)
+	}
+	opts.Binaries = bins
+	env, err = devenv.Start(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, env.Stop, nil
 }

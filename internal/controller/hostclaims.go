@@ -1,0 +1,181 @@
+// Package controller holds tenantguard's reconcilers. They run in `serve`
+// under leader election; each is level-based and idempotent.
+package controller
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/hosts"
+	"github.com/tenantguard/tenantguard/internal/policy"
+)
+
+// ClaimIndex is the field index of host objects by the names of the claims
+// of the hosts they use.
+const ClaimIndex = "tenantguard.dev/claims"
+
+// HostKind is a kind whose objects use hosts, with a way to list them.
+type HostKind struct {
+	GVK     schema.GroupVersionKind
+	Object  client.Object
+	NewList func() client.ObjectList
+}
+
+// HostClaimReconciler keeps each HostClaim's list of objects up to date and
+// releases the claim once nothing in the owner namespace has used the host
+// for GracePeriod. Reserved claims are never released.
+type HostClaimReconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client      client.Client
+	Engine      *policy.Engine
+	Kinds       []HostKind
+	GracePeriod time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// IndexHostObjects registers ClaimIndex on every host kind.
+func IndexHostObjects(ctx context.Context, mgr ctrl.Manager, engine *policy.Engine, kinds []HostKind) error {
+	for _, k := range kinds {
+		err := mgr.GetFieldIndexer().IndexField(ctx, k.Object, ClaimIndex, func(o client.Object) []string {
+			uses, _ := engine.HostUses(o, o.GetNamespace())
+			names := make([]string, 0, len(uses))
+			for _, u := range uses {
+				names = append(names, hosts.ClaimName(u.Name))
+			}
+			return names
+		})
+		if err != nil {
+			return fmt.Errorf("index %s by host: %w", k.GVK.Kind, err)
+		}
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler: it runs for every claim, and
+// for the claims of the hosts an object uses whenever the object changes.
+func (r *HostClaimReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	b := ctrl.NewControllerManagedBy(mgr).Named("hostclaims").For(&v1alpha1.HostClaim{})
+	for _, k := range r.Kinds {
+		b = b.Watches(k.Object, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			uses, _ := r.Engine.HostUses(o, o.GetNamespace())
+			reqs := make([]reconcile.Request, 0, len(uses))
+			for _, u := range uses {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: hosts.ClaimName(u.Name)}})
+			}
+			return reqs
+		}))
+	}
+	return b.Complete(r)
+}
+
+// Reconcile brings one claim's status in line with the objects that use
+// its host, and releases it when it has been unused for the grace period.
+func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	hc := &v1alpha1.HostClaim{}
+	if err := r.Client.Get(ctx, req.NamespacedName, hc); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	// Every update of a claim records its creation revision first; see
+	// hosts.StampCreateRevision.
+	if err := hosts.StampCreateRevision(ctx, r.Client, hc); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	objects, err := r.objectsUsing(ctx, hc)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	now := r.now()
+	status := hc.Status.DeepCopy()
+	status.Objects = objects
+	switch {
+	case len(objects) > 0 || hc.Spec.Reserved || hc.Spec.Namespace == "":
+		status.UnusedSince = nil
+	case status.UnusedSince == nil:
+		t := metav1.NewTime(now)
+		status.UnusedSince = &t
+	}
+	if !equalStatus(hc.Status, *status) {
+		hc.Status = *status
+		if err := r.Client.Status().Update(ctx, hc); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	if status.UnusedSince == nil {
+		return reconcile.Result{}, nil
+	}
+	if left := r.GracePeriod - now.Sub(status.UnusedSince.Time); left > 0 {
+		return reconcile.Result{RequeueAfter: left}, nil
+	}
+	// Delete only the claim as read: if an owner object or a reservation
+	// changed it since, the preconditions fail and we look again.
+	uid, rv := hc.UID, hc.ResourceVersion
+	err = r.Client.Delete(ctx, hc, client.Preconditions{UID: &uid, ResourceVersion: &rv})
+	if err != nil && !apierrors.IsNotFound(err) {
+		if apierrors.IsConflict(err) {
+			return reconcile.Result{Requeue: true}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	log.FromContext(ctx).Info("released unused host", "host", hc.Spec.Host, "namespace", hc.Spec.Namespace, "unusedSince", status.UnusedSince.Time)
+	return reconcile.Result{}, nil
+}
+
+// objectsUsing lists the objects in the owner namespace that use the host.
+func (r *HostClaimReconciler) objectsUsing(ctx context.Context, hc *v1alpha1.HostClaim) ([]v1alpha1.ObjectReference, error) {
+	if hc.Spec.Namespace == "" {
+		return nil, nil
+	}
+	var out []v1alpha1.ObjectReference
+	for _, k := range r.Kinds {
+		list := k.NewList()
+		if err := r.Client.List(ctx, list, client.InNamespace(hc.Spec.Namespace), client.MatchingFields{ClaimIndex: hc.Name}); err != nil {
+			return nil, fmt.Errorf("list %s using %s: %w", k.GVK.Kind, hc.Spec.Host, err)
+		}
+		items, err := metaItems(list)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range items {
+			out = append(out, v1alpha1.ObjectReference{Group: k.GVK.Group, Kind: k.GVK.Kind, Name: o.GetName()})
+		}
+	}
+	slices.SortFunc(out, func(a, b v1alpha1.ObjectReference) int {
+		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	return out, nil
+}
+
+func (r *HostClaimReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func equalStatus(a, b v1alpha1.HostClaimStatus) bool {
+	if a.CreateRevision != b.CreateRevision || !slices.Equal(a.Objects, b.Objects) {
+		return false
+	}
+	if (a.UnusedSince == nil) != (b.UnusedSince == nil) {
+		return false
+	}
+	return a.UnusedSince == nil || a.UnusedSince.Equal(b.UnusedSince)
+}

@@ -1,0 +1,198 @@
+// Package guard assembles `tenantguard serve`: the admission webhook, the
+// informers that keep its view of the cluster, and the host claim
+// controllers, on one controller-runtime manager. Replicas share state only
+// through the API server.
+package guard
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/tenantguard/tenantguard/internal/config"
+	"github.com/tenantguard/tenantguard/internal/controller"
+	"github.com/tenantguard/tenantguard/internal/hosts"
+	"github.com/tenantguard/tenantguard/internal/kinds"
+	"github.com/tenantguard/tenantguard/internal/policy"
+	"github.com/tenantguard/tenantguard/internal/webhook"
+)
+
+// Options configure a guard.
+type Options struct {
+	RestConfig *rest.Config
+	Config     config.Config
+	// WebhookAddr is host:port of the admission webhook (HTTPS).
+	WebhookAddr string
+	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
+	CertDir string
+	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics.
+	// "0" disables either.
+	HealthAddr  string
+	MetricsAddr string
+	// LeaderElection runs the controllers on one replica at a time.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	// RequestTimeout bounds one admission request (default 8s, below the
+	// API server's 10s webhook timeout).
+	RequestTimeout time.Duration
+	// AdoptInterval is the time between passes that claim the hosts of
+	// existing objects (default 1m).
+	AdoptInterval time.Duration
+}
+
+// Guard is a configured, not yet started, guard.
+type Guard struct {
+	mgr    manager.Manager
+	feeder *viewFeeder
+	view   *policy.Snapshot
+}
+
+// New builds a guard. Start runs it.
+func New(ctx context.Context, opts Options) (*Guard, error) {
+	host, portText, err := net.SplitHostPort(opts.WebhookAddr)
+	if err != nil {
+		return nil, fmt.Errorf("webhook address %q: %w (want host:port, e.g. 0.0.0.0:9443)", opts.WebhookAddr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("webhook address %q: bad port", opts.WebhookAddr)
+	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 8 * time.Second
+	}
+	server := crwebhook.NewServer(crwebhook.Options{
+		Host: host, Port: port, CertDir: opts.CertDir,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+	})
+	metricsAddr := opts.MetricsAddr
+	if metricsAddr == "" {
+		metricsAddr = "0"
+	}
+	healthAddr := opts.HealthAddr
+	if healthAddr == "" {
+		healthAddr = "0"
+	}
+	mgr, err := ctrl.NewManager(opts.RestConfig, manager.Options{
+		Scheme:                  kinds.Scheme,
+		WebhookServer:           server,
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  healthAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        "tenantguard.dev",
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		Logger:                  ctrl.Log.WithName("tenantguard"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+
+	engine := policy.NewEngine(opts.Config)
+	view := policy.NewSnapshot()
+	hostKinds := servedHostKinds(ctx, mgr)
+	feeder, err := feedView(ctx, mgr.GetCache(), hostKinds, engine, view)
+	if err != nil {
+		return nil, err
+	}
+	// Claims are read from the API server, never from the cache.
+	direct, err := client.New(opts.RestConfig, client.Options{Scheme: kinds.Scheme, Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, err
+	}
+	claimer := &hosts.Claimer{Client: direct}
+
+	handler := &webhook.Handler{
+		Engine: engine, View: view, Claimer: claimer,
+		WaitReady: feeder.waitSynced,
+		Metrics:   webhook.NewMetrics(metrics.Registry),
+	}
+	hook := &admission.Webhook{Handler: handler}
+	// GetWebhookServer (not the server variable) adds it to the manager.
+	mgr.GetWebhookServer().Register(webhook.Path, http.TimeoutHandler(hook, opts.RequestTimeout,
+		`{"kind":"Status","status":"Failure","message":"tenantguard timed out deciding this request; retry"}`))
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("informers", func(*http.Request) error {
+		if !feeder.synced() {
+			return fmt.Errorf("informers have not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	if err := controller.IndexHostObjects(ctx, mgr, engine, hostKinds); err != nil {
+		return nil, err
+	}
+	rec := &controller.HostClaimReconciler{
+		Client: mgr.GetClient(), Engine: engine, Kinds: hostKinds,
+		GracePeriod: opts.Config.ClaimGracePeriod.Duration,
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up host claim controller: %w", err)
+	}
+	adopter := &controller.Adopter{
+		Client: mgr.GetClient(), Claimer: claimer, Engine: engine, View: view, Kinds: hostKinds,
+		Interval: opts.AdoptInterval, WaitSynced: feeder.waitSynced,
+		Recorder: mgr.GetEventRecorderFor("tenantguard"),
+	}
+	if err := mgr.Add(adopter); err != nil {
+		return nil, err
+	}
+	return &Guard{mgr: mgr, feeder: feeder, view: view}, nil
+}
+
+// Start runs the guard until ctx ends.
+func (g *Guard) Start(ctx context.Context) error { return g.mgr.Start(ctx) }
+
+// WaitReady blocks until the guard's view reflects the cluster.
+func (g *Guard) WaitReady(ctx context.Context) error {
+	if !g.mgr.GetCache().WaitForCacheSync(ctx) {
+		return fmt.Errorf("caches did not sync: %w", ctx.Err())
+	}
+	return g.feeder.waitSynced(ctx)
+}
+
+// View returns the guard's view of the cluster (for tests and benchmarks).
+func (g *Guard) View() *policy.Snapshot { return g.view }
+
+// servedHostKinds are Ingress and the Gateway API routes the cluster
+// serves; the routes are passed over, with a log line, where the Gateway
+// API is not installed.
+func servedHostKinds(ctx context.Context, mgr manager.Manager) []controller.HostKind {
+	all := []controller.HostKind{
+		{GVK: networkingv1.SchemeGroupVersion.WithKind("Ingress"), Object: &networkingv1.Ingress{}, NewList: func() client.ObjectList { return &networkingv1.IngressList{} }},
+		{GVK: gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"), Object: &gatewayv1.HTTPRoute{}, NewList: func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }},
+		{GVK: gatewayv1.SchemeGroupVersion.WithKind("GRPCRoute"), Object: &gatewayv1.GRPCRoute{}, NewList: func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }},
+		{GVK: gatewayv1.SchemeGroupVersion.WithKind("TLSRoute"), Object: &gatewayv1.TLSRoute{}, NewList: func() client.ObjectList { return &gatewayv1.TLSRouteList{} }},
+	}
+	var out []controller.HostKind
+	for _, k := range all {
+		if !served(mgr.GetRESTMapper(), k.GVK) {
+			ctrl.LoggerFrom(ctx).Info("kind not served by the cluster; its hosts are not guarded", "kind", k.GVK.String())
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package webhook
+
+import (
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/config"
+)
+
+// Path is where the webhook server answers AdmissionReviews.
+const Path = "/validate"
+
+// ConfigurationOptions say how the API server reaches the guard.
+type ConfigurationOptions struct {
+	// Name of the ValidatingWebhookConfiguration (default tenantguard).
+	Name string
+	// URL of the webhook (dev and tests: https://127.0.0.1:port/validate);
+	// or Service, in a cluster.
+	URL     string
+	Service *admissionregistrationv1.ServiceReference
+	// CABundle verifies the webhook's serving certificate.
+	CABundle []byte
+	// TimeoutSeconds for each call (default 10).
+	TimeoutSeconds int32
+}
+
+// Configuration returns the ValidatingWebhookConfiguration that sends the
+// guarded kinds to the guard:
+//
+//   - tenants.tenantguard.dev: everything in tenant namespaces (those with
+//     the tenant label), failurePolicy Fail;
+//   - hosts.tenantguard.dev: Ingresses and routes in other namespaces, whose
+//     hosts are owned too; failurePolicy from the configuration;
+//   - namespaces.tenantguard.dev: namespaces, to protect the tenant label;
+//   - tenantobjects.tenantguard.dev: Tenant objects.
+//
+// The excluded namespaces (system namespaces and the guard's own) are left
+// out by selector, so an outage of the guard never blocks the control plane.
+func Configuration(cfg config.Config, opts ConfigurationOptions) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	if opts.Name == "" {
+		opts.Name = "tenantguard"
+	}
+	timeout := opts.TimeoutSeconds
+	if timeout == 0 {
+		timeout = 10
+	}
+	client := admissionregistrationv1.WebhookClientConfig{CABundle: opts.CABundle}
+	if opts.URL != "" {
+		url := opts.URL
+		client.URL = &url
+	} else if opts.Service != nil {
+		svc := *opts.Service
+		path := Path
+		svc.Path = &path
+		client.Service = &svc
+	}
+	notExcluded := metav1.LabelSelectorRequirement{
+		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: cfg.ExcludedNamespaces,
+	}
+	tenantNamespaces := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: v1alpha1.TenantLabel, Operator: metav1.LabelSelectorOpExists}, notExcluded,
+	}}
+	otherNamespaces := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: v1alpha1.TenantLabel, Operator: metav1.LabelSelectorOpDoesNotExist}, notExcluded,
+	}}
+	createUpdate := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
+	rule := func(group, version string, resources ...string) admissionregistrationv1.RuleWithOperations {
+		scope := admissionregistrationv1.AllScopes
+		return admissionregistrationv1.RuleWithOperations{
+			Operations: createUpdate,
+			Rule: admissionregistrationv1.Rule{
+				APIGroups: []string{group}, APIVersions: []string{version}, Resources: resources, Scope: &scope,
+			},
+		}
+	}
+	hostRules := []admissionregistrationv1.RuleWithOperations{
+		rule("networking.k8s.io", "v1", "ingresses"),
+		rule("gateway.networking.k8s.io", "v1", "httproutes", "grpcroutes", "tlsroutes"),
+	}
+	tenantRules := append([]admissionregistrationv1.RuleWithOperations{
+		rule("", "v1", "services", "pods", "pods/ephemeralcontainers", "replicationcontrollers", "podtemplates"),
+		rule("apps", "v1", "deployments", "statefulsets", "daemonsets", "replicasets"),
+		rule("batch", "v1", "jobs", "cronjobs"),
+	}, hostRules...)
+
+	fail := admissionregistrationv1.Fail
+	nonTenant := admissionregistrationv1.FailurePolicyType(cfg.NonTenantFailurePolicy)
+	equivalent := admissionregistrationv1.Equivalent
+	noneOnDryRun := admissionregistrationv1.SideEffectClassNoneOnDryRun
+	none := admissionregistrationv1.SideEffectClassNone
+	hook := func(name string, rules []admissionregistrationv1.RuleWithOperations, sel *metav1.LabelSelector,
+		policy *admissionregistrationv1.FailurePolicyType, effects *admissionregistrationv1.SideEffectClass) admissionregistrationv1.ValidatingWebhook {
+		return admissionregistrationv1.ValidatingWebhook{
+			Name:                    name,
+			ClientConfig:            client,
+			Rules:                   rules,
+			NamespaceSelector:       sel,
+			FailurePolicy:           policy,
+			MatchPolicy:             &equivalent,
+			SideEffects:             effects,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: []string{"v1"},
+		}
+	}
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
+		ObjectMeta: metav1.ObjectMeta{Name: opts.Name, Labels: map[string]string{
+			"app.kubernetes.io/name": "tenantguard", "app.kubernetes.io/component": "admission",
+		}},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{
+			hook("tenants.tenantguard.dev", tenantRules, tenantNamespaces, &fail, &noneOnDryRun),
+			hook("hosts.tenantguard.dev", hostRules, otherNamespaces, &nonTenant, &noneOnDryRun),
+			hook("namespaces.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule("", "v1", "namespaces")},
+				&metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{notExcluded}}, &fail, &none),
+			hook("tenantobjects.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule(v1alpha1.GroupVersion.Group, "v1alpha1", "tenants")},
+				nil, &fail, &none),
+		},
+	}
+}

@@ -1,0 +1,138 @@
+// Package webhook is the admission edge of tenantguard: it decodes
+// AdmissionReviews, asks the policy engine, claims new hosts in the API
+// server, and encodes the answer. No rule lives here.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/tenantguard/tenantguard/internal/hosts"
+	"github.com/tenantguard/tenantguard/internal/kinds"
+	"github.com/tenantguard/tenantguard/internal/policy"
+)
+
+// Handler answers validating admission requests.
+type Handler struct {
+	Engine *policy.Engine
+	// View is kept up to date from informers.
+	View *policy.Snapshot
+	// Claimer records new hosts; it must read from the API server.
+	Claimer *hosts.Claimer
+	// WaitReady blocks until View reflects the cluster (informers synced),
+	// or ctx ends.
+	WaitReady func(ctx context.Context) error
+	Metrics   *Metrics
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle decides one admission request.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp := h.handle(ctx, req)
+	h.Metrics.observe(req, resp, time.Since(start))
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation == admissionv1.Delete || req.Operation == admissionv1.Connect {
+		return admission.Allowed("")
+	}
+	if h.WaitReady != nil {
+		if err := h.WaitReady(ctx); err != nil {
+			return admission.Errored(http.StatusServiceUnavailable,
+				fmt.Errorf("tenantguard is starting and has not read the cluster yet (%v); retry in a few seconds", err))
+		}
+	}
+	preq, err := decodeRequest(req)
+	var unknown *kinds.UnknownKindError
+	if errors.As(err, &unknown) {
+		// The webhook configuration sends only kinds with rules; anything
+		// else has none to break.
+		return admission.Allowed("").WithWarnings(fmt.Sprintf("tenantguard has no rules for %s", req.Kind))
+	}
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+
+	d := h.Engine.Evaluate(preq, h.View)
+	if !d.Allowed() {
+		h.Metrics.recordViolations(d.Violations)
+		return admission.Denied(d.Message(req.Kind.Kind, req.Namespace, preq.Name)).WithWarnings(d.Warnings...)
+	}
+	if len(d.Claims) > 0 && (req.DryRun == nil || !*req.DryRun) {
+		if _, err := h.Claimer.Claim(ctx, d.Claims, d.ClaimOwner); err != nil {
+			var conflict *hosts.ConflictError
+			if errors.As(err, &conflict) {
+				h.Metrics.recordClaim("conflict")
+				v := policy.Violation{Rule: policy.RuleHostOwnership, Field: "host", Value: conflict.Name.String(),
+					Message: conflict.Error(),
+					Instead: "use another host; a host is served from one namespace only."}
+				return admission.Denied(policy.Decision{Violations: []policy.Violation{v}}.Message(req.Kind.Kind, req.Namespace, preq.Name))
+			}
+			h.Metrics.recordClaim("error")
+			log.FromContext(ctx).Error(err, "claim hosts", "hosts", d.Claims)
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("tenantguard could not record host ownership: %w; retry", err))
+		}
+		h.Metrics.recordClaim("created")
+		// Remember the claims now: the informer would tell us a moment
+		// later, and the next request may come before that.
+		for _, n := range d.Claims {
+			o := d.ClaimOwner
+			o.Name = n
+			h.View.Hosts().SetOwner(o)
+		}
+	}
+	return admission.Allowed("").WithWarnings(d.Warnings...)
+}
+
+// decodeRequest turns an AdmissionRequest into a policy request.
+func decodeRequest(req admission.Request) (policy.Request, error) {
+	preq := policy.Request{
+		Operation: policy.Operation(req.Operation),
+		Kind:      schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind},
+		Namespace: req.Namespace,
+		Name:      req.Name,
+		User:      policy.User{Name: req.UserInfo.Username, Groups: req.UserInfo.Groups},
+	}
+	if len(req.Object.Raw) == 0 {
+		return preq, fmt.Errorf("admission request for %s %s/%s carries no object", req.Kind.Kind, req.Namespace, req.Name)
+	}
+	obj, err := decodeObject(req.Object.Raw, preq.Kind)
+	if err != nil {
+		return preq, err
+	}
+	preq.Object = obj
+	if len(req.OldObject.Raw) > 0 {
+		if preq.OldObject, err = decodeObject(req.OldObject.Raw, preq.Kind); err != nil {
+			return preq, fmt.Errorf("old object: %w", err)
+		}
+	}
+	if preq.Name == "" {
+		if m, ok := obj.(interface{ GetName() string }); ok {
+			preq.Name = m.GetName()
+		}
+	}
+	return preq, nil
+}
+
+func decodeObject(raw []byte, want schema.GroupVersionKind) (runtime.Object, error) {
+	obj, gvk, err := kinds.Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	if gvk != nil && *gvk != want {
+		return nil, fmt.Errorf("object is %s, but the request says %s", gvk, want)
+	}
+	return obj, nil
+}

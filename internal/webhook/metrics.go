@@ -1,0 +1,69 @@
+package webhook
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/tenantguard/tenantguard/internal/policy"
+)
+
+// Metrics are the webhook's Prometheus metrics. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	decisions  *prometheus.CounterVec
+	violations *prometheus.CounterVec
+	claims     *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantguard_admission_decisions_total",
+			Help: "Admission requests answered, by kind, operation and whether they were allowed.",
+		}, []string{"kind", "operation", "allowed"}),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantguard_admission_violations_total",
+			Help: "Violations found in refused admission requests, by rule.",
+		}, []string{"rule"}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantguard_host_claims_total",
+			Help: "Host claim attempts made while admitting objects, by result (created, conflict, error).",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tenantguard_admission_duration_seconds",
+			Help:    "Time to answer an admission request, claims included, by kind.",
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.decisions, m.violations, m.claims, m.duration)
+	return m
+}
+
+func (m *Metrics) observe(req admission.Request, resp admission.Response, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.decisions.WithLabelValues(req.Kind.Kind, string(req.Operation), strconv.FormatBool(resp.Allowed)).Inc()
+	m.duration.WithLabelValues(req.Kind.Kind).Observe(d.Seconds())
+}
+
+func (m *Metrics) recordViolations(vs []policy.Violation) {
+	if m == nil {
+		return
+	}
+	for _, v := range vs {
+		m.violations.WithLabelValues(string(v.Rule)).Inc()
+	}
+}
+
+func (m *Metrics) recordClaim(result string) {
+	if m == nil {
+		return
+	}
+	m.claims.WithLabelValues(result).Inc()
+}
