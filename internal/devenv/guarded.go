@@ -106,6 +106,7 @@ func (e *Env) StartGuard(ctx context.Context, opts GuardOptions) (*RunningGuard,
 		RestConfig: e.Config, Config: opts.Config, WebhookAddr: addr, CertDir: certDir,
 		HealthAddr: "0", MetricsAddr: "0", AdoptInterval: opts.AdoptInterval, RequestTimeout: opts.RequestTimeout,
 		LeaderElection: opts.LeaderElection, LeaderElectionNamespace: "default",
+		SharedProcess: true,
 	})
 	if err != nil {
 		cancel()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"net/http"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -51,6 +53,10 @@ type Options struct {
 	// RequestTimeout bounds one admission request (default 8s, below the
 	// API server's 10s webhook timeout).
 	RequestTimeout time.Duration
+	// SharedProcess is set when several guards run in one process (tests):
+	// each gets a private metrics registry, and controller names need not be
+	// unique in the process.
+	SharedProcess bool
 	// AdoptInterval is the time between passes that claim the hosts of
 	// existing objects (default 1m).
 	AdoptInterval time.Duration
@@ -78,7 +84,13 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	}
 	server := crwebhook.NewServer(crwebhook.Options{
 		Host: host, Port: port, CertDir: opts.CertDir,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.MinVersion = tls.VersionTLS12
+			// HTTP/1.1 only: it spreads the API server's calls over
+			// replicas connection by connection, and keeps the webhook out
+			// of HTTP/2 stream floods (CVE-2023-44487).
+			c.NextProtos = []string{"http/1.1"}
+		}},
 	})
 	metricsAddr := opts.MetricsAddr
 	if metricsAddr == "" {
@@ -97,6 +109,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		LeaderElectionID:        "tenantguard.dev",
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 		Logger:                  ctrl.Log.WithName("tenantguard"),
+		Controller:              ctrlconfig.Controller{SkipNameValidation: &opts.SharedProcess},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -116,10 +129,14 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	}
 	claimer := &hosts.Claimer{Client: direct}
 
+	var registry prometheus.Registerer = metrics.Registry
+	if opts.SharedProcess {
+		registry = prometheus.NewRegistry()
+	}
 	handler := &webhook.Handler{
 		Engine: engine, View: view, Claimer: claimer,
 		WaitReady: feeder.waitSynced,
-		Metrics:   webhook.NewMetrics(metrics.Registry),
+		Metrics:   webhook.NewMetrics(registry),
 	}
 	hook := &admission.Webhook{Handler: handler}
 	// GetWebhookServer (not the server variable) adds it to the manager.
