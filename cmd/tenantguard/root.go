@@ -28,6 +28,8 @@ tags; and it diagnoses why a machine cannot reach a private API server.`,
 	root.AddCommand(
 		newVersionCommand(),
 		newDevCommand(),
+		newServeCommand(),
+		newCheckCommand(),
 		newDoctorCommand(),
 		newRegistryCommand(),
 	)

@@ -146,3 +146,48 @@ func (s *Snapshot) Apply(e *Engine, req Request) Decision {
 	s.index.SetUses(hosts.ObjectKey{Namespace: req.Namespace, Group: req.Kind.Group, Kind: req.Kind.Kind, Name: req.Name}, uses)
 	return d
 }
+
+// Record adds an object that already exists (in a cluster snapshot, or
+// seen by the audit) without judging it: its hosts that nobody else owns
+// are claimed for its namespace, in the order objects are recorded, and its
+// uses are indexed whether or not it conflicts. It returns the decision the
+// object would get if it were created now.
+func (s *Snapshot) Record(e *Engine, req Request) Decision {
+	d := e.Evaluate(req, s)
+	switch obj := req.Object.(type) {
+	case *v1alpha1.Tenant:
+		if t, err := CompileTenant(obj); err == nil {
+			s.SetTenant(t)
+		}
+		return d
+	case *corev1.Namespace:
+		s.SetNamespace(obj.Name, obj.Labels)
+		return d
+	case *v1alpha1.HostClaim:
+		s.index.SetOwner(hosts.OwnerOf(obj))
+		return d
+	}
+	uses, ok := e.HostUses(req.Object, req.Namespace)
+	if !ok {
+		return d
+	}
+	owner := hosts.Owner{Namespace: req.Namespace}
+	if t := s.TenantOf(req.Namespace); t != nil {
+		owner.Tenant = t.Name
+	}
+	for _, u := range uses {
+		free := true
+		for _, o := range s.index.Overlapping(u.Name, 0) {
+			if o.Namespace != req.Namespace {
+				free = false
+			}
+		}
+		if _, owned := s.index.Owner(u.Name); free && !owned {
+			o := owner
+			o.Name = u.Name
+			s.index.SetOwner(o)
+		}
+	}
+	s.index.SetUses(hosts.ObjectKey{Namespace: req.Namespace, Group: req.Kind.Group, Kind: req.Kind.Kind, Name: req.Name}, uses)
+	return d
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/tenantguard/tenantguard/internal/config"
+	"github.com/tenantguard/tenantguard/internal/guard"
+)
+
+func newServeCommand() *cobra.Command {
+	var (
+		opts       guard.Options
+		configFile string
+		kubeconfig string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the admission webhook and the host claim controllers",
+		Long: `serve runs the guard in a cluster: the validating admission webhook (HTTPS,
+certificate and key from --cert-dir, reloaded when they change), health
+endpoints (/healthz, /readyz) and Prometheus metrics (/metrics), and, on the
+elected leader, the controllers that release unused host claims and claim the
+hosts of objects that predate the guard.
+
+Run two or more replicas: they share state only through the API server, and
+host claims are race-free across them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configFile)
+			if err != nil {
+				return withExitCode(2, err)
+			}
+			opts.Config = cfg
+			if opts.RestConfig, err = restConfig(kubeconfig); err != nil {
+				return withExitCode(2, err)
+			}
+			if opts.LeaderElectionNamespace == "" {
+				opts.LeaderElectionNamespace = cfg.GuardNamespace
+			}
+			g, err := guard.New(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			ctrl.Log.Info("starting tenantguard", "webhook", opts.WebhookAddr, "health", opts.HealthAddr, "metrics", opts.MetricsAddr)
+			if err := g.Start(cmd.Context()); err != nil {
+				return fmt.Errorf("guard stopped: %w", err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "guard configuration file (GuardConfig YAML; default: built-in defaults, see docs/configuration.md)")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster service account, then $KUBECONFIG)")
+	f.StringVar(&opts.WebhookAddr, "webhook-bind-address", "0.0.0.0:9443", "host:port of the admission webhook (HTTPS)")
+	f.StringVar(&opts.CertDir, "cert-dir", "/etc/tenantguard/tls", "directory with tls.crt and tls.key for the webhook")
+	f.StringVar(&opts.HealthAddr, "health-bind-address", "0.0.0.0:8081", `host:port of /healthz and /readyz ("0" disables)`)
+	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", "0.0.0.0:8080", `host:port of /metrics ("0" disables)`)
+	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "run the controllers on one replica at a time")
+	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the configuration's guardNamespace)")
+	f.DurationVar(&opts.RequestTimeout, "request-timeout", 8*time.Second, "bound on one admission request; keep it below the webhook configuration's timeoutSeconds")
+	f.DurationVar(&opts.AdoptInterval, "adopt-interval", time.Minute, "time between passes that claim the hosts of objects without a claim")
+	return cmd
+}

@@ -1,0 +1,190 @@
+// Package check runs the policy engine over manifests, offline, for CI
+// pipelines: the same rules as the admission webhook, applied to the
+// objects in the order they would be applied, so that a bundle that
+// conflicts with itself (two Ingresses with one host) or with a snapshot of
+// the cluster is caught before it reaches the cluster.
+package check
+
+import (
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/manifest"
+	"github.com/tenantguard/tenantguard/internal/policy"
+)
+
+// Finding is one violation in one object of the bundle.
+type Finding struct {
+	File      string      `json:"file"`
+	Line      int         `json:"line"`
+	Kind      string      `json:"kind"`
+	Namespace string      `json:"namespace,omitempty"`
+	Name      string      `json:"name"`
+	Rule      policy.Rule `json:"rule"`
+	Field     string      `json:"field"`
+	Value     string      `json:"value,omitempty"`
+	Message   string      `json:"message"`
+	Instead   string      `json:"instead,omitempty"`
+}
+
+// String renders a finding as one line: file:line: object: rule: message.
+func (f Finding) String() string {
+	obj := f.Name
+	if f.Namespace != "" {
+		obj = f.Namespace + "/" + f.Name
+	}
+	s := fmt.Sprintf("%s:%d: %s %s: %s: %s [rule %s]", f.File, f.Line, f.Kind, obj, f.Field, f.Message, f.Rule)
+	if f.Instead != "" {
+		s += " Instead: " + f.Instead
+	}
+	return s
+}
+
+// Options say who applies the bundle, and where objects without a
+// namespace go.
+type Options struct {
+	Engine *policy.Engine
+	// User applies the bundle: its name and groups decide the exemptions
+	// and whether it may change namespace labels, as in the cluster.
+	User policy.User
+	// DefaultNamespace for namespaced objects without one (kubectl -n).
+	DefaultNamespace string
+}
+
+// Result is the outcome of a check.
+type Result struct {
+	Findings []Finding `json:"findings"`
+	// Checked counts the objects judged; Skipped those of kinds that have
+	// no rules.
+	Checked int `json:"checked"`
+	Skipped int `json:"skipped"`
+}
+
+// Run checks bundle against tenants and a cluster snapshot (both may be
+// empty). Tenants must all be Tenant objects; the snapshot holds what the
+// cluster already has (Namespaces, Tenants, HostClaims, Ingresses, routes)
+// and is recorded without being judged.
+func Run(opts Options, tenants, cluster, bundle []manifest.Object) (Result, error) {
+	view := policy.NewSnapshot()
+	for _, o := range tenants {
+		t, ok := o.Object.(*v1alpha1.Tenant)
+		if !ok {
+			return Result{}, &manifest.Error{File: o.File, Line: o.Line, Err: fmt.Errorf("%s is not a Tenant; --tenants takes Tenant objects", o.GVK.Kind)}
+		}
+		compiled, err := policy.CompileTenant(t)
+		if err != nil {
+			return Result{}, &manifest.Error{File: o.File, Line: o.Line, Err: err}
+		}
+		view.SetTenant(compiled)
+	}
+
+	existing := map[string]runtime.Object{}
+	for _, o := range sortedByAge(cluster) {
+		req, ok := request(o, opts, nil)
+		if !ok {
+			continue
+		}
+		view.Record(opts.Engine, req)
+		existing[key(o, req)] = req.Object
+	}
+
+	var res Result
+	for _, o := range bundle {
+		req, ok := request(o, opts, existing)
+		if !ok {
+			res.Skipped++
+			continue
+		}
+		res.Checked++
+		d := view.Apply(opts.Engine, req)
+		if d.Allowed() {
+			existing[key(o, req)] = req.Object
+		}
+		for _, v := range d.Violations {
+			res.Findings = append(res.Findings, Finding{
+				File: o.File, Line: o.Line, Kind: o.GVK.Kind, Namespace: req.Namespace, Name: req.Name,
+				Rule: v.Rule, Field: v.Field, Value: v.Value, Message: v.Message, Instead: v.Instead,
+			})
+		}
+	}
+	return res, nil
+}
+
+// request builds the policy request for o: a CREATE, or an UPDATE when an
+// object with the same kind, namespace and name exists.
+func request(o manifest.Object, opts Options, existing map[string]runtime.Object) (policy.Request, bool) {
+	if o.Object == nil {
+		return policy.Request{}, false
+	}
+	m, err := meta.Accessor(o.Object)
+	if err != nil {
+		return policy.Request{}, false
+	}
+	if !clusterScoped(o.Object) && m.GetNamespace() == "" {
+		m.SetNamespace(opts.DefaultNamespace)
+	}
+	req := policy.Request{
+		Operation: policy.Create, Object: o.Object, Kind: o.GVK,
+		Namespace: m.GetNamespace(), Name: m.GetName(), User: opts.User,
+	}
+	if old, ok := existing[key(o, req)]; ok {
+		req.Operation, req.OldObject = policy.Update, old
+	}
+	return req, true
+}
+
+func key(o manifest.Object, req policy.Request) string {
+	return o.GVK.GroupKind().String() + "/" + req.Namespace + "/" + req.Name
+}
+
+func clusterScoped(obj runtime.Object) bool {
+	switch obj.(type) {
+	case *v1alpha1.Tenant, *v1alpha1.HostClaim, *corev1.Namespace:
+		return true
+	}
+	return false
+}
+
+// sortedByAge orders snapshot objects oldest first (creationTimestamp), as
+// the cluster received them; objects without a timestamp keep file order
+// after those with one.
+func sortedByAge(objs []manifest.Object) []manifest.Object {
+	out := slices.Clone(objs)
+	slices.SortStableFunc(out, func(a, b manifest.Object) int {
+		ta, tb := created(a), created(b)
+		switch {
+		case ta == 0 && tb == 0:
+			return 0
+		case ta == 0:
+			return 1
+		case tb == 0:
+			return -1
+		case ta < tb:
+			return -1
+		case ta > tb:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func created(o manifest.Object) int64 {
+	if o.Object == nil {
+		return 0
+	}
+	m, err := meta.Accessor(o.Object)
+	if err != nil {
+		return 0
+	}
+	if t := m.GetCreationTimestamp(); !t.IsZero() {
+		return t.Unix()
+	}
+	return 0
+}
+

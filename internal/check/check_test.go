@@ -1,0 +1,114 @@
+package check_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tenantguard/tenantguard/internal/check"
+	"github.com/tenantguard/tenantguard/internal/config"
+	"github.com/tenantguard/tenantguard/internal/manifest"
+	"github.com/tenantguard/tenantguard/internal/policy"
+)
+
+const tenants = `apiVersion: tenantguard.dev/v1alpha1
+kind: Tenant
+metadata: {name: p1}
+spec:
+  namespaces: [p1, p1b]
+  ingress: {allowedHosts: ["*.example.com"]}
+---
+apiVersion: tenantguard.dev/v1alpha1
+kind: Tenant
+metadata: {name: p2}
+spec:
+  namespaces: [p2]
+  ingress: {allowedHosts: ["*.example.com"]}
+`
+
+func ingress(ns, name, host, path string) string {
+	return `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ` + name + `, namespace: ` + ns + `, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  rules: [{host: "` + host + `", http: {paths: [{path: ` + path + `, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}}]
+`
+}
+
+func parse(t *testing.T, docs ...string) []manifest.Object {
+	t.Helper()
+	objs, err := manifest.Parse("t.yaml", []byte(strings.Join(docs, "---\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func rules(res check.Result) string {
+	var out []string
+	for _, f := range res.Findings {
+		out = append(out, f.Namespace+"/"+f.Name+":"+string(f.Rule))
+	}
+	return strings.Join(out, " ")
+}
+
+func TestConflictsInsideOneBundle(t *testing.T) {
+	opts := check.Options{Engine: policy.NewEngine(config.Default()), DefaultNamespace: "p1"}
+	res, err := check.Run(opts, parse(t, tenants), nil, parse(t,
+		ingress("p1", "a", "shop.example.com", "/"),
+		ingress("p2", "b", "shop.example.com", "/"),
+		ingress("p1", "c", "shop.example.com", "/"),
+		ingress("p1", "d", "shop.example.com", "/api"),
+		ingress("p1b", "e", "*.example.com", "/"),
+		// The same object again is an update of the first: no conflict with itself.
+		ingress("p1", "a", "shop.example.com", "/"),
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "p2/b:host-ownership p1/c:host-path-conflict p1b/e:host-ownership"
+	if got := rules(res); got != want {
+		t.Fatalf("findings %q, want %q\n%v", got, want, res.Findings)
+	}
+	if res.Checked != 6 {
+		t.Errorf("checked %d, want 6", res.Checked)
+	}
+}
+
+func TestConflictsWithClusterSnapshot(t *testing.T) {
+	opts := check.Options{Engine: policy.NewEngine(config.Default())}
+	cluster := parse(t,
+		ingress("p2", "live", "shop.example.com", "/"),
+		`apiVersion: tenantguard.dev/v1alpha1
+kind: HostClaim
+metadata: {name: host.reserved.example.com}
+spec: {host: reserved.example.com, match: Exact, tenant: p2, reserved: true}
+`)
+	res, err := check.Run(opts, parse(t, tenants), cluster, parse(t,
+		ingress("p1", "a", "shop.example.com", "/"),
+		ingress("p1", "b", "reserved.example.com", "/"),
+		ingress("p2", "live", "shop.example.com", "/v2"),
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rules(res), "p1/a:host-ownership p1/b:host-ownership"; got != want {
+		t.Fatalf("findings %q, want %q\n%v", got, want, res.Findings)
+	}
+	if !strings.Contains(res.Findings[1].Message, `reserved for tenant "p2"`) {
+		t.Errorf("reservation message: %s", res.Findings[1].Message)
+	}
+}
+
+func TestDefaultNamespaceAndTenantsMustBeTenants(t *testing.T) {
+	opts := check.Options{Engine: policy.NewEngine(config.Default()), DefaultNamespace: "p2"}
+	res, err := check.Run(opts, parse(t, tenants), nil, parse(t, "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: NodePort, ports: [{port: 80}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rules(res) != "p2/s:service-node-port" {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	if _, err := check.Run(opts, parse(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"), nil, nil); err == nil {
+		t.Fatal("a ConfigMap in --tenants must be an error")
+	}
+}
