@@ -13,8 +13,8 @@ import (
 
 func newDevCommand() *cobra.Command {
 	var (
-		dir      string
-		cacheDir string
+		dir        string
+		cacheDir   string
 		logs       bool
 		configFile string
 	)

@@ -187,4 +187,3 @@ func created(o manifest.Object) int64 {
 	}
 	return 0
 }
-

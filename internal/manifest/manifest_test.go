@@ -50,7 +50,6 @@ items:
 	}
 }
 
-
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, data, want string
