@@ -30,6 +30,7 @@ tags; and it diagnoses why a machine cannot reach a private API server.`,
 		newDevCommand(),
 		newServeCommand(),
 		newCheckCommand(),
+		newAuditCommand(),
 		newDoctorCommand(),
 		newRegistryCommand(),
 	)

@@ -64,7 +64,7 @@ func (e *Engine) checkHosts(req Request, h *hosted, tenant *Tenant, exempt bool,
 			d.Violations = append(d.Violations, allowlistViolation(u, tenant, h))
 			continue
 		}
-		owned := false
+		owned, conflict := false, false
 		for _, o := range ix.Overlapping(u.Name, 8) {
 			if o.Namespace == ns || o.Namespace == "" && o.Tenant != "" && o.Tenant == owner.Tenant {
 				if o.Name == u.Name && o.Namespace == ns {
@@ -80,8 +80,11 @@ func (e *Engine) checkHosts(req Request, h *hosted, tenant *Tenant, exempt bool,
 				continue
 			}
 			d.Violations = append(d.Violations, e.ownershipViolation(u, o, h, tenant))
+			conflict = true
 		}
-		if !owned {
+		// A host owned elsewhere is never claimed, even when the conflict
+		// predates the guard and an update is let through.
+		if !owned && !conflict {
 			d.Claims = append(d.Claims, u.Name)
 		}
 		d.Violations = append(d.Violations, e.pathConflicts(u, h, objectMode, ix)...)

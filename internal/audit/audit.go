@@ -1,0 +1,169 @@
+// Package audit finds the violations a cluster already holds: objects
+// created before the guard was installed, or while it was not asked. It
+// replays the cluster's objects, oldest first, through the same policy
+// engine the webhook uses, so the first user of a host owns it and every
+// later user is a finding, as the webhook would have decided.
+package audit
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/policy"
+)
+
+// Finding is one violation in one object of the cluster.
+type Finding struct {
+	Kind      string      `json:"kind"`
+	Namespace string      `json:"namespace,omitempty"`
+	Name      string      `json:"name"`
+	Rule      policy.Rule `json:"rule"`
+	Field     string      `json:"field"`
+	Value     string      `json:"value,omitempty"`
+	Message   string      `json:"message"`
+	Instead   string      `json:"instead,omitempty"`
+}
+
+// String renders a finding as one line.
+func (f Finding) String() string {
+	obj := f.Name
+	if f.Namespace != "" {
+		obj = f.Namespace + "/" + f.Name
+	}
+	return fmt.Sprintf("%s %s: %s: %s [rule %s]", f.Kind, obj, f.Field, f.Message, f.Rule)
+}
+
+// Result is the outcome of an audit.
+type Result struct {
+	Findings []Finding `json:"findings"`
+	// Objects counts the objects judged.
+	Objects int `json:"objects"`
+	// Skipped lists the kinds the cluster does not serve.
+	Skipped []string `json:"skippedKinds,omitempty"`
+}
+
+// kind is one listed kind.
+type kind struct {
+	gvk     schema.GroupVersionKind
+	newList func() client.ObjectList
+}
+
+func k(gv schema.GroupVersion, name string, newList func() client.ObjectList) kind {
+	return kind{gvk: gv.WithKind(name), newList: newList}
+}
+
+// judged are the kinds the audit replays, besides Tenants, Namespaces and
+// HostClaims, which make up the state.
+var judged = []kind{
+	k(networkingv1.SchemeGroupVersion, "Ingress", func() client.ObjectList { return &networkingv1.IngressList{} }),
+	k(gatewayv1.SchemeGroupVersion, "HTTPRoute", func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }),
+	k(gatewayv1.SchemeGroupVersion, "GRPCRoute", func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }),
+	k(gatewayv1.SchemeGroupVersion, "TLSRoute", func() client.ObjectList { return &gatewayv1.TLSRouteList{} }),
+	k(corev1.SchemeGroupVersion, "Service", func() client.ObjectList { return &corev1.ServiceList{} }),
+	k(corev1.SchemeGroupVersion, "Pod", func() client.ObjectList { return &corev1.PodList{} }),
+	k(corev1.SchemeGroupVersion, "ReplicationController", func() client.ObjectList { return &corev1.ReplicationControllerList{} }),
+	k(appsv1.SchemeGroupVersion, "Deployment", func() client.ObjectList { return &appsv1.DeploymentList{} }),
+	k(appsv1.SchemeGroupVersion, "StatefulSet", func() client.ObjectList { return &appsv1.StatefulSetList{} }),
+	k(appsv1.SchemeGroupVersion, "DaemonSet", func() client.ObjectList { return &appsv1.DaemonSetList{} }),
+	k(appsv1.SchemeGroupVersion, "ReplicaSet", func() client.ObjectList { return &appsv1.ReplicaSetList{} }),
+	k(batchv1.SchemeGroupVersion, "Job", func() client.ObjectList { return &batchv1.JobList{} }),
+	k(batchv1.SchemeGroupVersion, "CronJob", func() client.ObjectList { return &batchv1.CronJobList{} }),
+}
+
+// Run audits the cluster that c reads.
+func Run(ctx context.Context, c client.Reader, engine *policy.Engine) (Result, error) {
+	var res Result
+	view := policy.NewSnapshot()
+
+	tenants := &v1alpha1.TenantList{}
+	if err := c.List(ctx, tenants); err != nil {
+		return res, fmt.Errorf("list tenants (is tenantguard installed?): %w", err)
+	}
+	for i := range tenants.Items {
+		t := &tenants.Items[i]
+		d := engine.Evaluate(policy.Request{Operation: policy.Create, Object: t, Kind: v1alpha1.GroupVersion.WithKind("Tenant"), Name: t.Name}, view)
+		res.add("Tenant", "", t.Name, d)
+		view.Record(engine, policy.Request{Object: t})
+	}
+	namespaces := &corev1.NamespaceList{}
+	if err := c.List(ctx, namespaces); err != nil {
+		return res, fmt.Errorf("list namespaces: %w", err)
+	}
+	for i := range namespaces.Items {
+		view.SetNamespace(namespaces.Items[i].Name, namespaces.Items[i].Labels)
+	}
+	claims := &v1alpha1.HostClaimList{}
+	if err := c.List(ctx, claims); err != nil {
+		return res, fmt.Errorf("list host claims: %w", err)
+	}
+	for i := range claims.Items {
+		view.Record(engine, policy.Request{Object: &claims.Items[i]})
+	}
+
+	type item struct {
+		gvk schema.GroupVersionKind
+		obj client.Object
+	}
+	var items []item
+	for _, kd := range judged {
+		list := kd.newList()
+		if err := c.List(ctx, list); err != nil {
+			if meta.IsNoMatchError(err) {
+				res.Skipped = append(res.Skipped, kd.gvk.Kind)
+				continue
+			}
+			return res, fmt.Errorf("list %s: %w", kd.gvk.Kind, err)
+		}
+		objs, err := meta.ExtractList(list)
+		if err != nil {
+			return res, err
+		}
+		for _, o := range objs {
+			obj := o.(client.Object)
+			// An object a controller made (a ReplicaSet of a Deployment, a
+			// Pod of a ReplicaSet) repeats its owner's findings.
+			if metav1Controller(obj) {
+				continue
+			}
+			items = append(items, item{kd.gvk, obj})
+		}
+	}
+	slices.SortStableFunc(items, func(a, b item) int {
+		return cmp.Or(a.obj.GetCreationTimestamp().Compare(b.obj.GetCreationTimestamp().Time),
+			cmp.Compare(a.obj.GetNamespace(), b.obj.GetNamespace()), cmp.Compare(a.obj.GetName(), b.obj.GetName()))
+	})
+	for _, it := range items {
+		req := policy.Request{Operation: policy.Create, Object: it.obj, Kind: it.gvk, Namespace: it.obj.GetNamespace(), Name: it.obj.GetName()}
+		res.Objects++
+		res.add(it.gvk.Kind, req.Namespace, req.Name, view.Record(engine, req))
+	}
+	return res, nil
+}
+
+func (r *Result) add(kind, namespace, name string, d policy.Decision) {
+	for _, v := range d.Violations {
+		r.Findings = append(r.Findings, Finding{Kind: kind, Namespace: namespace, Name: name,
+			Rule: v.Rule, Field: v.Field, Value: v.Value, Message: v.Message, Instead: v.Instead})
+	}
+}
+
+func metav1Controller(obj client.Object) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.Controller != nil && *ref.Controller {
+			return true
+		}
+	}
+	return false
+}
