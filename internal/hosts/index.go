@@ -1,6 +1,7 @@
 package hosts
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -49,21 +50,40 @@ type ObjectKey struct {
 type Index struct {
 	mu      sync.RWMutex
 	root    node
-	objects map[ObjectKey][]Name
-	strs    map[string]string // interned namespaces and tenants
+	// objects maps an object to the first name it uses; multi holds the
+	// others for the few objects that use several.
+	objects map[ObjectKey]Name
+	multi   map[ObjectKey][]Name
+	kinds   []v1alpha1.ObjectReference // group and kind only
+	strs    map[string]string          // interned namespaces and tenants
 	owners  int
+}
+
+// wholeHost is the paths of a use that serves the whole host, shared by
+// all such uses to save memory.
+var wholeHost = []string{"/"}
+
+// storedUse is a Use as the index keeps it: the host is the node's, and the
+// object's group and kind are an index into Index.kinds.
+type storedUse struct {
+	match     v1alpha1.HostMatch
+	namespace string
+	name      string
+	paths     []string
+	kind      uint16
+	canary    bool
 }
 
 type node struct {
 	children map[string]*node
 	// Claims of this name in each semantics.
 	exact, single, any *Owner
-	uses               []Use
+	uses               []storedUse
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{objects: map[ObjectKey][]Name{}, strs: map[string]string{}}
+	return &Index{objects: map[ObjectKey]Name{}, multi: map[ObjectKey][]Name{}, strs: map[string]string{}}
 }
 
 func (ix *Index) intern(s string) string {
@@ -214,17 +234,33 @@ func (ix *Index) SetUses(key ObjectKey, uses []Use) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.deleteUses(key)
-	if len(uses) == 0 {
-		return
-	}
-	names := make([]Name, 0, len(uses))
-	for _, u := range uses {
-		u.Namespace = ix.intern(u.Namespace)
+	for i, u := range uses {
+		paths := u.Paths
+		if len(paths) == 1 && paths[0] == "/" {
+			paths = wholeHost
+		}
 		n, _ := ix.lookup(u.Name.Host, true)
-		n.uses = append(n.uses, u)
-		names = append(names, u.Name)
+		n.uses = slices.Grow(n.uses, 1)
+		n.uses = append(n.uses, storedUse{
+			match: u.Name.Match, namespace: ix.intern(u.Namespace), name: u.Object.Name,
+			paths: paths, kind: ix.kindIndex(u.Object.Group, u.Object.Kind), canary: u.Canary,
+		})
+		if i == 0 {
+			ix.objects[key] = u.Name
+		} else {
+			ix.multi[key] = append(ix.multi[key], u.Name)
+		}
 	}
-	ix.objects[key] = names
+}
+
+func (ix *Index) kindIndex(group, kind string) uint16 {
+	for i, k := range ix.kinds {
+		if k.Group == group && k.Kind == kind {
+			return uint16(i)
+		}
+	}
+	ix.kinds = append(ix.kinds, v1alpha1.ObjectReference{Group: group, Kind: kind})
+	return uint16(len(ix.kinds) - 1)
 }
 
 // DeleteUses forgets the hosts an object uses.
@@ -235,22 +271,26 @@ func (ix *Index) DeleteUses(key ObjectKey) {
 }
 
 func (ix *Index) deleteUses(key ObjectKey) {
-	for _, name := range ix.objects[key] {
+	first, ok := ix.objects[key]
+	if !ok {
+		return
+	}
+	for _, name := range append([]Name{first}, ix.multi[key]...) {
 		n, path := ix.lookup(name.Host, false)
 		if n == nil {
 			continue
 		}
-		kept := n.uses[:0]
-		for _, u := range n.uses {
-			if !(u.Namespace == key.Namespace && u.Object.Kind == key.Kind && u.Object.Group == key.Group && u.Object.Name == key.Name) {
-				kept = append(kept, u)
-			}
+		n.uses = slices.DeleteFunc(n.uses, func(u storedUse) bool {
+			k := ix.kinds[u.kind]
+			return u.namespace == key.Namespace && u.name == key.Name && k.Kind == key.Kind && k.Group == key.Group
+		})
+		if len(n.uses) == 0 {
+			n.uses = nil
 		}
-		clear(n.uses[len(kept):])
-		n.uses = kept
 		ix.prune(name.Host, n, path)
 	}
 	delete(ix.objects, key)
+	delete(ix.multi, key)
 }
 
 // Uses returns the uses of exactly name in namespace, sorted by object.
@@ -263,8 +303,10 @@ func (ix *Index) Uses(name Name, namespace string) []Use {
 	}
 	var out []Use
 	for _, u := range n.uses {
-		if u.Name.Match == name.Match && u.Namespace == namespace {
-			out = append(out, u)
+		if u.match == name.Match && u.namespace == namespace {
+			ref := ix.kinds[u.kind]
+			ref.Name = u.name
+			out = append(out, Use{Name: name, Namespace: u.namespace, Object: ref, Paths: u.paths, Canary: u.canary})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Object.Name < out[j].Object.Name })

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/distribution/reference"
 	appsv1 "k8s.io/api/apps/v1"
@@ -73,18 +74,18 @@ func imagesOf(spec *corev1.PodSpec, path string) []imageRef {
 // not pinned by digest in the namespaces that require it. References are
 // normalised first (nginx is docker.io/library/nginx), and the repository
 // patterns match only at "/" boundaries.
-func checkImages(spec *corev1.PodSpec, path, namespace string, t *Tenant) []Violation {
+func (e *Engine) checkImages(spec *corev1.PodSpec, path, namespace string, t *Tenant) []Violation {
 	var out []Violation
 	for _, img := range imagesOf(spec, path) {
 		v := Violation{Rule: RuleImage, Field: img.field, Value: img.image}
-		named, err := reference.ParseNormalizedNamed(img.image)
-		if err != nil {
-			v.Message = fmt.Sprintf("%q is not a valid image reference: %v", img.image, err)
+		ref := e.refs.parse(img.image)
+		if ref.err != nil {
+			v.Message = fmt.Sprintf("%q is not a valid image reference: %v", img.image, ref.err)
 			v.Instead = "write the image as registry/repository:tag or registry/repository@sha256:digest."
 			out = append(out, v)
 			continue
 		}
-		repo := named.Name()
+		repo := ref.repository
 		if !t.allowsImage(repo) {
 			v.Message = fmt.Sprintf("image %q (repository %s) is not in the repositories tenant %q may run (%s)",
 				img.image, repo, t.Name, t.imagesText())
@@ -92,14 +93,12 @@ func checkImages(spec *corev1.PodSpec, path, namespace string, t *Tenant) []Viol
 			out = append(out, v)
 			continue
 		}
-		if t.requireDigest[namespace] {
-			if _, ok := named.(reference.Digested); !ok {
-				out = append(out, Violation{
-					Rule: RuleImageDigest, Field: img.field, Value: img.image,
-					Message: fmt.Sprintf("namespace %q requires images pinned by digest, and %q names a tag, which can move", namespace, img.image),
-					Instead: fmt.Sprintf("use %s@sha256:<digest> (crane digest %s prints it).", repo, reference.FamiliarString(named)),
-				})
-			}
+		if t.requireDigest[namespace] && !ref.digested {
+			out = append(out, Violation{
+				Rule: RuleImageDigest, Field: img.field, Value: img.image,
+				Message: fmt.Sprintf("namespace %q requires images pinned by digest, and %q names a tag, which can move", namespace, img.image),
+				Instead: fmt.Sprintf("use %s@sha256:<digest> (crane digest %s prints it).", repo, ref.familiar),
+			})
 		}
 	}
 	return out
@@ -123,4 +122,45 @@ func (t *Tenant) imagesText() string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// parsedRef is an image reference, normalised.
+type parsedRef struct {
+	repository string // docker.io/library/nginx
+	familiar   string // nginx:1.27
+	digested   bool
+	err        error
+}
+
+// refCache remembers parsed references: pods name the same few images
+// over and over, and parsing is most of the cost of a decision. It holds
+// at most refCacheSize entries and starts over when full.
+type refCache struct {
+	mu sync.RWMutex
+	m  map[string]parsedRef
+}
+
+const refCacheSize = 4096
+
+func (c *refCache) parse(image string) parsedRef {
+	c.mu.RLock()
+	r, ok := c.m[image]
+	c.mu.RUnlock()
+	if ok {
+		return r
+	}
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		r = parsedRef{err: err}
+	} else {
+		_, digested := named.(reference.Digested)
+		r = parsedRef{repository: named.Name(), familiar: reference.FamiliarString(named), digested: digested}
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= refCacheSize {
+		c.m = make(map[string]parsedRef, 64)
+	}
+	c.m[image] = r
+	c.mu.Unlock()
+	return r
 }

@@ -140,11 +140,12 @@ func (d Decision) Message(kind, namespace, name string) string {
 
 // Engine evaluates requests under one configuration.
 type Engine struct {
-	cfg config.Config
+	cfg  config.Config
+	refs *refCache
 }
 
 // NewEngine returns an engine for cfg.
-func NewEngine(cfg config.Config) *Engine { return &Engine{cfg: cfg} }
+func NewEngine(cfg config.Config) *Engine { return &Engine{cfg: cfg, refs: &refCache{}} }
 
 // Config returns the engine's configuration.
 func (e *Engine) Config() config.Config { return e.cfg }
@@ -182,7 +183,7 @@ func (e *Engine) evaluate(req Request, obj runtime.Object, view View) Decision {
 	tenant := view.TenantOf(req.Namespace)
 	exempt := e.exempt(req.User)
 	if spec, path, ok := podSpecOf(obj); ok && tenant != nil && !exempt {
-		d.Violations = append(d.Violations, checkImages(spec, path, req.Namespace, tenant)...)
+		d.Violations = append(d.Violations, e.checkImages(spec, path, req.Namespace, tenant)...)
 	}
 	switch o := obj.(type) {
 	case *corev1.Service:

@@ -111,7 +111,7 @@ func (p Pattern) Covers(other Pattern) bool {
 	case exact:
 		return other.depth == exact && other.prefix == p.prefix
 	case oneLevel:
-		return other.depth == exact && p.Match(other.prefix)
+		return other.depth == exact && p.Match(other.prefix) || other.depth == oneLevel && other.prefix == p.prefix
 	default:
 		return p.Match(other.prefix) || (other.depth != exact && other.prefix == p.prefix)
 	}
@@ -120,8 +120,17 @@ func (p Pattern) Covers(other Pattern) bool {
 // normalizeHost lower-cases the first component when it is a registry host.
 func normalizeHost(name string) string {
 	first, rest, found := strings.Cut(name, "/")
-	if !found || !(strings.ContainsAny(first, ".:") || first == "localhost") {
+	if !found || !(strings.ContainsAny(first, ".:") || first == "localhost") || !hasUpper(first) {
 		return name
 	}
 	return strings.ToLower(first) + "/" + rest
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }

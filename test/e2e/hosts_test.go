@@ -8,8 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -154,7 +154,7 @@ func TestHostRulesForTenantsEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	carol := tenant(t, v1alpha1.TenantSpec{
 		Namespaces: []string{"rules-c"},
-		Ingress: v1alpha1.IngressPolicy{AllowedHosts: []string{"*.c.example.com"}, AllowedClasses: []string{"nginx"}},
+		Ingress:    v1alpha1.IngressPolicy{AllowedHosts: []string{"*.c.example.com"}, AllowedClasses: []string{"nginx"}},
 	}, "rules-c")
 	refused(t, carol.Create(ctx, ing("rules-c", "elsewhere", "/", "www.example.org")), "rule host-allowlist")
 	refused(t, carol.Create(ctx, ing("rules-c", "wide", "/", "*.example.com")), "wider")
