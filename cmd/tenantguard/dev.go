@@ -17,6 +17,7 @@ func newDevCommand() *cobra.Command {
 		cacheDir   string
 		logs       bool
 		configFile string
+		replay     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -78,8 +79,28 @@ The control-plane binaries are built once from the Go module proxy and cached
 			}
 			defer os.Remove(kubeconfig)
 			out := cmd.OutOrStdout()
+			var ex *devenv.Examples
+			if replay {
+				fmt.Fprintln(stderr, "creating the example tenants and replaying the five problems ...")
+				if ex, err = env.SetUpExamples(ctx, absDir); err != nil {
+					return fmt.Errorf("set up examples: %w", err)
+				}
+				fmt.Fprintf(out, "\n== The five problems, replayed against this control plane ==\n")
+				if _, err := env.ReplayDoctor(ctx, absDir, out); err != nil {
+					return fmt.Errorf("replay problems 1 and 2: %w", err)
+				}
+				if _, err := env.ReplayManifests(ctx, ex, out); err != nil {
+					return fmt.Errorf("replay problems 3 to 5: %w", err)
+				}
+			}
 			fmt.Fprintf(out, "\ncontrol plane ready at %s, guard webhook at https://%s\nkubeconfig: %s\n\ntry, from another shell:\n", env.Config.Host, g.Addr, kubeconfig)
-			fmt.Fprintf(out, "  %s --kubeconfig %s get namespaces\n", bins.Kubectl, kubeconfig)
+			fmt.Fprintf(out, "  %s --kubeconfig %s get namespaces,tenants,hostclaims\n", bins.Kubectl, kubeconfig)
+			if ex != nil {
+				fmt.Fprintf(out, "\nas project1's developer (a tenant, not an admin):\n")
+				fmt.Fprintf(out, "  %s --kubeconfig %s -n project1 create service loadbalancer demo --tcp=80:8080\n", bins.Kubectl, ex.Kubeconfigs["project1"])
+				fmt.Fprintf(out, "\nas project2's developer, taking project1's host:\n")
+				fmt.Fprintf(out, "  %s --kubeconfig %s -n project2 create ingress demo --class=nginx --rule=shop.example.com/=api:80\n", bins.Kubectl, ex.Kubeconfigs["project2"])
+			}
 			fmt.Fprintf(out, "\nCtrl-C stops everything.\n")
 			<-ctx.Done()
 			return nil
@@ -87,6 +108,7 @@ The control-plane binaries are built once from the Go module proxy and cached
 	}
 	cmd.Flags().StringVar(&dir, "dir", filepath.Join(".tenantguard", "dev"), "directory for the kubeconfig and other files of the dev environment")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "control-plane binary cache (default $"+devenv.CacheDirEnv+" or <user cache dir>/tenantguard)")
+	cmd.Flags().BoolVar(&replay, "replay", true, "create the example tenants and replay the five problems")
 	cmd.Flags().StringVar(&configFile, "config", "", "guard configuration file (GuardConfig YAML; default: built-in defaults)")
 	cmd.Flags().BoolVar(&logs, "control-plane-logs", false, "print the output of etcd and kube-apiserver")
 	cmd.AddCommand(newDevBinariesCommand(&cacheDir))

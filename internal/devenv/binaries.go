@@ -68,8 +68,8 @@ func programs() []program {
 	}
 }
 
-// manifest records what was built; a binary whose hash differs is rebuilt.
-type manifest struct {
+// buildManifest records what was built; a binary whose hash differs is rebuilt.
+type buildManifest struct {
 	Kubernetes string            `json:"kubernetes"`
 	Etcd       string            `json:"etcd"`
 	SHA256     map[string]string `json:"sha256"`
@@ -120,7 +120,7 @@ func EnsureBinaries(ctx context.Context, opts BuildOptions) (Binaries, error) {
 		Kubectl:   filepath.Join(dir, "kubectl"),
 	}
 	recorded := readManifest(dir)
-	current := manifest{Kubernetes: version.Kubernetes, Etcd: version.Etcd, SHA256: map[string]string{}}
+	current := buildManifest{Kubernetes: version.Kubernetes, Etcd: version.Etcd, SHA256: map[string]string{}}
 	var stale []program
 	for _, p := range programs() {
 		sum, err := fileSHA256(filepath.Join(dir, p.name))
@@ -258,8 +258,8 @@ func lockDir(ctx context.Context, dir string, progress io.Writer) (unlock func()
 	}
 }
 
-func readManifest(dir string) manifest {
-	var m manifest
+func readManifest(dir string) buildManifest {
+	var m buildManifest
 	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err == nil {
 		_ = json.Unmarshal(data, &m) // a corrupt manifest reads as empty: everything is rebuilt
@@ -267,7 +267,7 @@ func readManifest(dir string) manifest {
 	return m
 }
 
-func writeManifest(dir string, m manifest) error {
+func writeManifest(dir string, m buildManifest) error {
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err

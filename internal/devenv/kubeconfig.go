@@ -20,6 +20,7 @@ func Kubeconfig(cfg *rest.Config, contextName string) ([]byte, error) {
 	cluster.Server = cfg.Host
 	cluster.CertificateAuthorityData = cfg.CAData
 	cluster.CertificateAuthority = cfg.CAFile
+	cluster.TLSServerName = cfg.ServerName
 	kc.Clusters[contextName] = cluster
 
 	user := clientcmdapi.NewAuthInfo()

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the command writing and the test
+// reading at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDev runs `tenantguard dev` as the README does: it comes up, replays
+// the five problems (each refused with a clear message), serves a kubeconfig
+// the built kubectl can use, and leaves no process behind when interrupted.
+func TestDev(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := newRootCommand()
+	var out, errOut syncBuffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"dev", "--dir", dir})
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+
+	deadline := time.After(10 * time.Minute)
+	for !strings.Contains(out.String(), "Ctrl-C stops everything") {
+		select {
+		case err := <-done:
+			t.Fatalf("dev stopped early: %v\n%s\n%s", err, out.String(), errOut.String())
+		case <-deadline:
+			t.Fatalf("dev did not come up:\n%s\n%s", out.String(), errOut.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	report := out.String()
+	for _, want := range []string{
+		"Problem 1", "Fix: forward the zone privatelink.westeurope.azmk8s.io",
+		"Problem 2", `Fix: add ".privatelink.westeurope.azmk8s.io" to NO_PROXY`,
+		"Problem 3", "refused  Service project1/public-lb", "allowed  Service project1/internal-lb",
+		"Problem 4", "refused  Ingress project2/shop", `belongs to namespace "project1" of tenant "project1"`,
+		"Problem 5", "refused  Deployment project2/api", "rule image-repository",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("dev output lacks %q", want)
+		}
+	}
+	// Only the problems fail in the doctor replay: TLS and the API are fine.
+	if strings.Contains(report, "FAIL  tls") || strings.Contains(report, "FAIL  api") {
+		t.Errorf("the doctor replay fails more than the field's problems:\n%s", report)
+	}
+	if t.Failed() {
+		t.Log(report)
+	}
+
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kubectl := between(report, "try, from another shell:\n  ", " --kubeconfig")
+	got, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "tenants", "-o", "name").CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "tenant.tenantguard.dev/project1") {
+		t.Fatalf("kubectl from a second shell: %v\n%s", err, got)
+	}
+	if children := controlPlaneChildren(t); len(children) != 2 {
+		t.Errorf("want etcd and kube-apiserver running as children, found %v", children)
+	}
+
+	cancel() // Ctrl-C
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("dev did not stop")
+	}
+	if children := controlPlaneChildren(t); len(children) != 0 {
+		t.Fatalf("processes left behind: %v", children)
+	}
+	if _, err := os.Stat(kubeconfig); !os.IsNotExist(err) {
+		t.Errorf("the admin kubeconfig should be removed on exit: %v", err)
+	}
+}
+
+func between(s, start, end string) string {
+	_, after, _ := strings.Cut(s, start)
+	before, _, _ := strings.Cut(after, end)
+	return before
+}
+
+// controlPlaneChildren lists this process's children named etcd or
+// kube-apiserver.
+func controlPlaneChildren(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := strconv.Itoa(os.Getpid())
+	var out []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		comm := s[strings.IndexByte(s, '(')+1 : i]
+		fields := strings.Fields(s[i+1:])
+		if len(fields) > 1 && fields[1] == me && (comm == "etcd" || comm == "kube-apiserver") {
+			out = append(out, comm+"/"+e.Name())
+		}
+	}
+	return out
+}

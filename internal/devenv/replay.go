@@ -1,0 +1,308 @@
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/examples"
+	"github.com/tenantguard/tenantguard/internal/doctor"
+	"github.com/tenantguard/tenantguard/internal/kinds"
+	"github.com/tenantguard/tenantguard/internal/manifest"
+)
+
+// TenantRole is the ClusterRole `dev` binds a tenant's developers to in
+// their namespaces: what a project may do with namespace rights. (The
+// built-in "edit" role is filled in by kube-controller-manager, which the
+// local control plane does not run.)
+const TenantRole = "tenantguard-tenant-developer"
+
+// Outcome is what happened to one replayed request.
+type Outcome struct {
+	Problem string
+	Object  string
+	User    string
+	Allowed bool
+	// Message is the API server's answer when refused.
+	Message string
+}
+
+// Examples is the set-up `dev` made: a kubeconfig per tenant developer.
+type Examples struct {
+	Tenants     []*v1alpha1.Tenant
+	Kubeconfigs map[string]string // tenant name -> kubeconfig path
+	users       map[string]*rest.Config
+}
+
+// SetUpExamples creates the example Tenants, their namespaces (labelled,
+// as the tenant controller will), a developer user per tenant bound to
+// TenantRole, and writes a kubeconfig for each developer into dir.
+func (e *Env) SetUpExamples(ctx context.Context, dir string) (*Examples, error) {
+	c, err := client.New(e.Config, client.Options{Scheme: kinds.Scheme})
+	if err != nil {
+		return nil, err
+	}
+	objs, err := embedded("tenants")
+	if err != nil {
+		return nil, err
+	}
+	ex := &Examples{Kubeconfigs: map[string]string{}, users: map[string]*rest.Config{}}
+	if err := createOrKeep(ctx, c, tenantRole()); err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		t, ok := o.Object.(*v1alpha1.Tenant)
+		if !ok {
+			continue
+		}
+		ex.Tenants = append(ex.Tenants, t.DeepCopy())
+		if err := createOrKeep(ctx, c, t); err != nil {
+			return nil, fmt.Errorf("create tenant %s: %w", t.Name, err)
+		}
+		group := t.Name + "-devs"
+		for _, ns := range t.Spec.Namespaces {
+			if err := createOrKeep(ctx, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{v1alpha1.TenantLabel: t.Name}}}); err != nil {
+				return nil, err
+			}
+			rb := &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: "tenant-developers", Namespace: ns},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: TenantRole},
+				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "Group", Name: group}},
+			}
+			if err := createOrKeep(ctx, c, rb); err != nil {
+				return nil, err
+			}
+		}
+		cfg, err := e.AddUser(t.Name+"-dev", group)
+		if err != nil {
+			return nil, err
+		}
+		ex.users[t.Name] = cfg
+		path := filepath.Join(dir, t.Name+".kubeconfig")
+		if err := WriteKubeconfig(path, cfg, t.Name+"-dev"); err != nil {
+			return nil, err
+		}
+		ex.Kubeconfigs[t.Name] = path
+	}
+	// Wait until RBAC reaches the authorizer and the guard sees the tenants.
+	for _, t := range ex.Tenants {
+		uc, err := client.New(ex.users[t.Name], client.Options{Scheme: kinds.Scheme})
+		if err != nil {
+			return nil, err
+		}
+		for _, ns := range t.Spec.Namespaces {
+			if err := poll(ctx, func() error { return uc.List(ctx, &corev1.ServiceList{}, client.InNamespace(ns)) }); err != nil {
+				return nil, fmt.Errorf("developer of %s cannot work in %s: %w", t.Name, ns, err)
+			}
+		}
+	}
+	return ex, nil
+}
+
+// ReplayManifests applies the example manifests in order, each as the
+// developer of the tenant that owns its namespace, and reports each answer.
+func (e *Env) ReplayManifests(ctx context.Context, ex *Examples, out io.Writer) ([]Outcome, error) {
+	objs, err := embedded("manifests")
+	if err != nil {
+		return nil, err
+	}
+	tenantOf := map[string]string{}
+	for _, t := range ex.Tenants {
+		for _, ns := range t.Spec.Namespaces {
+			tenantOf[ns] = t.Name
+		}
+	}
+	clients := map[string]client.Client{}
+	var outcomes []Outcome
+	lastFile := ""
+	for _, o := range objs {
+		obj, ok := o.Object.(client.Object)
+		if !ok {
+			continue
+		}
+		if o.File != lastFile {
+			lastFile = o.File
+			fmt.Fprintf(out, "\n%s\n", problemTitle(o.File))
+		}
+		tenant := tenantOf[obj.GetNamespace()]
+		c := clients[tenant]
+		if c == nil {
+			if c, err = client.New(ex.users[tenant], client.Options{Scheme: kinds.Scheme}); err != nil {
+				return nil, err
+			}
+			clients[tenant] = c
+		}
+		oc := Outcome{Problem: problemTitle(o.File), Object: fmt.Sprintf("%s %s/%s", o.GVK.Kind, obj.GetNamespace(), obj.GetName()), User: tenant + "-dev"}
+		err := c.Create(ctx, obj)
+		switch {
+		case err == nil:
+			oc.Allowed = true
+			fmt.Fprintf(out, "  allowed  %s (as %s)\n", oc.Object, oc.User)
+		case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "tenantguard refused"):
+			oc.Message = err.Error()
+			fmt.Fprintf(out, "  refused  %s (as %s)\n", oc.Object, oc.User)
+			for _, line := range strings.Split(refusal(err.Error()), "\n") {
+				fmt.Fprintf(out, "           %s\n", line)
+			}
+		default:
+			return outcomes, fmt.Errorf("replay %s: %w", oc.Object, err)
+		}
+		outcomes = append(outcomes, oc)
+	}
+	return outcomes, nil
+}
+
+// refusal keeps the guard's own words from an API error.
+func refusal(msg string) string {
+	if i := strings.Index(msg, "tenantguard refused"); i >= 0 {
+		msg = msg[i:]
+	}
+	_, rest, found := strings.Cut(msg, "\n")
+	if !found {
+		return msg
+	}
+	return strings.TrimPrefix(strings.ReplaceAll(rest, "\n- ", "\n"), "- ")
+}
+
+func problemTitle(file string) string {
+	switch {
+	case strings.Contains(file, "problem3"):
+		return "Problem 3: tenants create cloud resources by accident"
+	case strings.Contains(file, "problem4"):
+		return "Problem 4: a later Ingress takes another app's host"
+	case strings.Contains(file, "problem5"):
+		return "Problem 5: tenants run only their own images"
+	}
+	return "Set-up: project1's shop, as it should be"
+}
+
+// PrivateName is the AKS-style private FQDN `dev` gives its API server in
+// the replay of problems 1 and 2.
+const PrivateName = "tg-dev-4a1b2c3d.0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.privatelink.westeurope.azmk8s.io"
+
+// ReplayDoctor replays problems 1 and 2 with the real doctor against the
+// real API server, reached by its private name through CorpNet, and prints
+// the failing steps with their fixes. It returns the two reports.
+func (e *Env) ReplayDoctor(ctx context.Context, dir string, out io.Writer) ([]*doctor.Report, error) {
+	net, err := StartCorpNet(PrivateName)
+	if err != nil {
+		return nil, err
+	}
+	defer net.Close()
+	cfg := rest.CopyConfig(e.Config)
+	port := cfg.Host[strings.LastIndex(cfg.Host, ":"):]
+	cfg.Host = "https://" + PrivateName + strings.TrimSuffix(port, "/")
+	cfg.TLSClientConfig.ServerName = "localhost" // the local API server's certificate; in AKS the name itself
+	path := filepath.Join(dir, "aks-private.kubeconfig")
+	if err := WriteKubeconfig(path, cfg, "aks-private"); err != nil {
+		return nil, err
+	}
+	noProxy := ".corp.example,10.0.0.0/8,localhost"
+	runs := []struct {
+		title string
+		opts  doctor.Options
+		env   map[string]string
+	}{
+		{"Problem 1: the private API server name does not resolve on the corporate DNS",
+			doctor.Options{Resolver: Resolver(net.OnPremDNS), DNSServers: []string{net.AzureDNS}}, nil},
+		{"Problem 2: kubectl sends API traffic to the corporate proxy",
+			doctor.Options{Resolver: Resolver(net.AzureDNS)}, map[string]string{"HTTPS_PROXY": net.Proxy, "NO_PROXY": noProxy}},
+	}
+	var reports []*doctor.Report
+	for _, r := range runs {
+		r.opts.Kubeconfig = path
+		r.opts.Timeout = 3 * time.Second
+		env := r.env
+		r.opts.Getenv = func(k string) string { return env[k] }
+		rep, err := doctor.Run(ctx, r.opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.title, err)
+		}
+		reports = append(reports, rep)
+		fmt.Fprintf(out, "\n%s\n  tenantguard doctor --kubeconfig %s", r.title, path)
+		if len(r.opts.DNSServers) > 0 {
+			fmt.Fprintf(out, " --dns-server %s", strings.Join(r.opts.DNSServers, ","))
+		}
+		fmt.Fprintf(out, "\n")
+		for _, s := range rep.Steps {
+			if s.Status == doctor.StatusFail {
+				for _, line := range strings.Split(strings.TrimRight(s.Text(), "\n"), "\n") {
+					fmt.Fprintf(out, "  %s\n", line)
+				}
+			}
+		}
+	}
+	return reports, nil
+}
+
+func tenantRole() *rbacv1.ClusterRole {
+	all := []string{"*"}
+	return &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: TenantRole},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"services", "pods", "pods/ephemeralcontainers", "pods/log", "configmaps", "secrets", "replicationcontrollers", "podtemplates", "events"}, Verbs: all},
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, Verbs: all},
+			{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: all},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "networkpolicies"}, Verbs: all},
+			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes", "grpcroutes", "tlsroutes"}, Verbs: all},
+		},
+	}
+}
+
+func embedded(dir string) ([]manifest.Object, error) {
+	var out []manifest.Object
+	err := fs.WalkDir(examples.FS, dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(examples.FS, path)
+		if err != nil {
+			return err
+		}
+		objs, err := manifest.Parse("examples/"+path, data)
+		if err != nil {
+			return err
+		}
+		out = append(out, objs...)
+		return nil
+	})
+	return out, err
+}
+
+func createOrKeep(ctx context.Context, c client.Client, obj client.Object) error {
+	err := c.Create(ctx, obj)
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// poll retries f until it succeeds or a minute passes.
+func poll(ctx context.Context, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
