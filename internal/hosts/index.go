@@ -48,8 +48,8 @@ type ObjectKey struct {
 // The index is a cache: in the cluster, HostClaim objects are the truth and
 // the guard keeps the index in step with them.
 type Index struct {
-	mu      sync.RWMutex
-	root    node
+	mu   sync.RWMutex
+	root node
 	// objects maps an object to the first name it uses; multi holds the
 	// others for the few objects that use several.
 	objects map[ObjectKey]Name
