@@ -112,6 +112,3 @@ type HostClaimList struct {
 	Items           []HostClaim `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&HostClaim{}, &HostClaimList{})
-}

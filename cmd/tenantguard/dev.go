@@ -9,15 +9,16 @@ import (
 
 	"github.com/tenantguard/tenantguard/internal/config"
 	"github.com/tenantguard/tenantguard/internal/devenv"
+	"github.com/tenantguard/tenantguard/internal/replay"
 )
 
 func newDevCommand() *cobra.Command {
 	var (
-		dir        string
-		cacheDir   string
-		logs       bool
-		configFile string
-		replay     bool
+		dir            string
+		cacheDir       string
+		logs           bool
+		configFile     string
+		replayProblems bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -79,17 +80,17 @@ The control-plane binaries are built once from the Go module proxy and cached
 			}
 			defer os.Remove(kubeconfig)
 			out := cmd.OutOrStdout()
-			var ex *devenv.Examples
-			if replay {
+			var ex *replay.Examples
+			if replayProblems {
 				fmt.Fprintln(stderr, "creating the example tenants and replaying the five problems ...")
-				if ex, err = env.SetUpExamples(ctx, absDir); err != nil {
+				if ex, err = replay.SetUpExamples(ctx, env, absDir); err != nil {
 					return fmt.Errorf("set up examples: %w", err)
 				}
 				fmt.Fprintf(out, "\n== The five problems, replayed against this control plane ==\n")
-				if _, err := env.ReplayDoctor(ctx, absDir, out); err != nil {
+				if _, err := replay.Doctor(ctx, env, absDir, out); err != nil {
 					return fmt.Errorf("replay problems 1 and 2: %w", err)
 				}
-				if _, err := env.ReplayManifests(ctx, ex, out); err != nil {
+				if _, err := replay.Manifests(ctx, ex, out); err != nil {
 					return fmt.Errorf("replay problems 3 to 5: %w", err)
 				}
 			}
@@ -108,7 +109,7 @@ The control-plane binaries are built once from the Go module proxy and cached
 	}
 	cmd.Flags().StringVar(&dir, "dir", filepath.Join(".tenantguard", "dev"), "directory for the kubeconfig and other files of the dev environment")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "control-plane binary cache (default $"+devenv.CacheDirEnv+" or <user cache dir>/tenantguard)")
-	cmd.Flags().BoolVar(&replay, "replay", true, "create the example tenants and replay the five problems")
+	cmd.Flags().BoolVar(&replayProblems, "replay", true, "create the example tenants and replay the five problems")
 	cmd.Flags().StringVar(&configFile, "config", "", "guard configuration file (GuardConfig YAML; default: built-in defaults)")
 	cmd.Flags().BoolVar(&logs, "control-plane-logs", false, "print the output of etcd and kube-apiserver")
 	cmd.AddCommand(newDevBinariesCommand(&cacheDir))

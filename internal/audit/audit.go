@@ -21,6 +21,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/kinds"
 	"github.com/tenantguard/tenantguard/internal/policy"
 )
 
@@ -68,9 +69,9 @@ func k(gv schema.GroupVersion, name string, newList func() client.ObjectList) ki
 // HostClaims, which make up the state.
 var judged = []kind{
 	k(networkingv1.SchemeGroupVersion, "Ingress", func() client.ObjectList { return &networkingv1.IngressList{} }),
-	k(gatewayv1.SchemeGroupVersion, "HTTPRoute", func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }),
-	k(gatewayv1.SchemeGroupVersion, "GRPCRoute", func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }),
-	k(gatewayv1.SchemeGroupVersion, "TLSRoute", func() client.ObjectList { return &gatewayv1.TLSRouteList{} }),
+	k(kinds.GatewayV1, "HTTPRoute", func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }),
+	k(kinds.GatewayV1, "GRPCRoute", func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }),
+	k(kinds.GatewayV1, "TLSRoute", func() client.ObjectList { return &gatewayv1.TLSRouteList{} }),
 	k(corev1.SchemeGroupVersion, "Service", func() client.ObjectList { return &corev1.ServiceList{} }),
 	k(corev1.SchemeGroupVersion, "Pod", func() client.ObjectList { return &corev1.PodList{} }),
 	k(corev1.SchemeGroupVersion, "ReplicationController", func() client.ObjectList { return &corev1.ReplicationControllerList{} }),

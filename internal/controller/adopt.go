@@ -9,7 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -36,7 +36,7 @@ type Adopter struct {
 	Interval time.Duration
 	// WaitSynced blocks until View reflects the cluster.
 	WaitSynced func(context.Context) error
-	Recorder   record.EventRecorder
+	Recorder   events.EventRecorder
 }
 
 // NeedLeaderElection makes the adopter run on the leader only.
@@ -142,7 +142,7 @@ func (a *Adopter) reportConflict(ctx context.Context, ho hostObject, n hosts.Nam
 	log.FromContext(ctx).Info("host already owned elsewhere; left to the audit", "host", n.String(),
 		"namespace", ho.obj.GetNamespace(), "kind", ho.kind.GVK.Kind, "name", ho.obj.GetName())
 	if a.Recorder != nil {
-		a.Recorder.Eventf(ho.obj, corev1.EventTypeWarning, "HostConflict",
+		a.Recorder.Eventf(ho.obj, nil, corev1.EventTypeWarning, "HostConflict", "ClaimHost",
 			"host %s is owned by another namespace; this %s was created before the guard could refuse it (see tenantguard audit)", n, ho.kind.GVK.Kind)
 	}
 }

@@ -127,7 +127,7 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	err = r.Client.Delete(ctx, hc, client.Preconditions{UID: &uid, ResourceVersion: &rv})
 	if err != nil && !apierrors.IsNotFound(err) {
 		if apierrors.IsConflict(err) {
-			return reconcile.Result{Requeue: true}, nil
+			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
 		return reconcile.Result{}, err
 	}

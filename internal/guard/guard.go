@@ -171,7 +171,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	adopter := &controller.Adopter{
 		Client: mgr.GetClient(), Claimer: claimer, Engine: engine, View: view, Kinds: hostKinds,
 		Interval: opts.AdoptInterval, WaitSynced: feeder.waitSynced,
-		Recorder: mgr.GetEventRecorderFor("tenantguard"),
+		Recorder: mgr.GetEventRecorder("tenantguard"),
 	}
 	if err := mgr.Add(adopter); err != nil {
 		return nil, err
@@ -199,9 +199,9 @@ func (g *Guard) View() *policy.Snapshot { return g.view }
 func servedHostKinds(ctx context.Context, mgr manager.Manager) []controller.HostKind {
 	all := []controller.HostKind{
 		{GVK: networkingv1.SchemeGroupVersion.WithKind("Ingress"), Object: &networkingv1.Ingress{}, NewList: func() client.ObjectList { return &networkingv1.IngressList{} }},
-		{GVK: gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"), Object: &gatewayv1.HTTPRoute{}, NewList: func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }},
-		{GVK: gatewayv1.SchemeGroupVersion.WithKind("GRPCRoute"), Object: &gatewayv1.GRPCRoute{}, NewList: func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }},
-		{GVK: gatewayv1.SchemeGroupVersion.WithKind("TLSRoute"), Object: &gatewayv1.TLSRoute{}, NewList: func() client.ObjectList { return &gatewayv1.TLSRouteList{} }},
+		{GVK: kinds.GatewayV1.WithKind("HTTPRoute"), Object: &gatewayv1.HTTPRoute{}, NewList: func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }},
+		{GVK: kinds.GatewayV1.WithKind("GRPCRoute"), Object: &gatewayv1.GRPCRoute{}, NewList: func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }},
+		{GVK: kinds.GatewayV1.WithKind("TLSRoute"), Object: &gatewayv1.TLSRoute{}, NewList: func() client.ObjectList { return &gatewayv1.TLSRouteList{} }},
 	}
 	var out []controller.HostKind
 	for _, k := range all {

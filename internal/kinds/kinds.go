@@ -15,6 +15,9 @@ import (
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
 )
 
+// GatewayV1 is the Gateway API group and version tenantguard guards.
+var GatewayV1 = schema.GroupVersion{Group: gatewayv1.GroupName, Version: "v1"}
+
 // Scheme holds the Kubernetes built-in types, Gateway API v1 and the
 // tenantguard.dev types.
 var Scheme = newScheme()

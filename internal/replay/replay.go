@@ -1,4 +1,8 @@
-package devenv
+// Package replay replays the field's five problems against a local control
+// plane with the guard installed: the doctor against a simulated corporate
+// network for problems 1 and 2, the example manifests as tenant developers
+// for problems 3 to 5. `tenantguard dev` runs it.
+package replay
 
 import (
 	"context"
@@ -19,6 +23,7 @@ import (
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
 	"github.com/tenantguard/tenantguard/examples"
+	"github.com/tenantguard/tenantguard/internal/devenv"
 	"github.com/tenantguard/tenantguard/internal/doctor"
 	"github.com/tenantguard/tenantguard/internal/kinds"
 	"github.com/tenantguard/tenantguard/internal/manifest"
@@ -50,7 +55,7 @@ type Examples struct {
 // SetUpExamples creates the example Tenants, their namespaces (labelled,
 // as the tenant controller will), a developer user per tenant bound to
 // TenantRole, and writes a kubeconfig for each developer into dir.
-func (e *Env) SetUpExamples(ctx context.Context, dir string) (*Examples, error) {
+func SetUpExamples(ctx context.Context, e *devenv.Env, dir string) (*Examples, error) {
 	c, err := client.New(e.Config, client.Options{Scheme: kinds.Scheme})
 	if err != nil {
 		return nil, err
@@ -92,7 +97,7 @@ func (e *Env) SetUpExamples(ctx context.Context, dir string) (*Examples, error) 
 		}
 		ex.users[t.Name] = cfg
 		path := filepath.Join(dir, t.Name+".kubeconfig")
-		if err := WriteKubeconfig(path, cfg, t.Name+"-dev"); err != nil {
+		if err := devenv.WriteKubeconfig(path, cfg, t.Name+"-dev"); err != nil {
 			return nil, err
 		}
 		ex.Kubeconfigs[t.Name] = path
@@ -112,9 +117,9 @@ func (e *Env) SetUpExamples(ctx context.Context, dir string) (*Examples, error) 
 	return ex, nil
 }
 
-// ReplayManifests applies the example manifests in order, each as the
+// Manifests applies the example manifests in order, each as the
 // developer of the tenant that owns its namespace, and reports each answer.
-func (e *Env) ReplayManifests(ctx context.Context, ex *Examples, out io.Writer) ([]Outcome, error) {
+func Manifests(ctx context.Context, ex *Examples, out io.Writer) ([]Outcome, error) {
 	objs, err := embedded("manifests")
 	if err != nil {
 		return nil, err
@@ -193,10 +198,10 @@ func problemTitle(file string) string {
 // the replay of problems 1 and 2.
 const PrivateName = "tg-dev-4a1b2c3d.0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.privatelink.westeurope.azmk8s.io"
 
-// ReplayDoctor replays problems 1 and 2 with the real doctor against the
+// Doctor replays problems 1 and 2 with the real doctor against the
 // real API server, reached by its private name through CorpNet, and prints
 // the failing steps with their fixes. It returns the two reports.
-func (e *Env) ReplayDoctor(ctx context.Context, dir string, out io.Writer) ([]*doctor.Report, error) {
+func Doctor(ctx context.Context, e *devenv.Env, dir string, out io.Writer) ([]*doctor.Report, error) {
 	net, err := StartCorpNet(PrivateName)
 	if err != nil {
 		return nil, err
@@ -207,7 +212,7 @@ func (e *Env) ReplayDoctor(ctx context.Context, dir string, out io.Writer) ([]*d
 	cfg.Host = "https://" + PrivateName + strings.TrimSuffix(port, "/")
 	cfg.TLSClientConfig.ServerName = "localhost" // the local API server's certificate; in AKS the name itself
 	path := filepath.Join(dir, "aks-private.kubeconfig")
-	if err := WriteKubeconfig(path, cfg, "aks-private"); err != nil {
+	if err := devenv.WriteKubeconfig(path, cfg, "aks-private"); err != nil {
 		return nil, err
 	}
 	noProxy := ".corp.example,10.0.0.0/8,localhost"
