@@ -31,6 +31,7 @@ tags; and it diagnoses why a machine cannot reach a private API server.`,
 		newServeCommand(),
 		newCheckCommand(),
 		newAuditCommand(),
+		newInstallCommand(),
 		newDoctorCommand(),
 		newRegistryCommand(),
 	)

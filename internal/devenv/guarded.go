@@ -14,6 +14,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
@@ -54,6 +55,8 @@ type GuardOptions struct {
 	// CertDir reuses the certificates of another guard (for a second
 	// replica); default: new ones in Dir.
 	CertDir string
+	// RestConfig is the guard's identity (default: the admin's).
+	RestConfig *rest.Config
 	// AdoptInterval, RequestTimeout: see guard.Options.
 	AdoptInterval  time.Duration
 	RequestTimeout time.Duration
@@ -101,11 +104,19 @@ func (e *Env) StartGuard(ctx context.Context, opts GuardOptions) (*RunningGuard,
 			return nil, err
 		}
 	}
+	restConfig := opts.RestConfig
+	if restConfig == nil {
+		restConfig = e.Config
+	}
+	leaseNamespace := opts.Config.GuardNamespace
+	if !opts.LeaderElection {
+		leaseNamespace = ""
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	g, err := guard.New(runCtx, guard.Options{
-		RestConfig: e.Config, Config: opts.Config, WebhookAddr: addr, CertDir: certDir,
+		RestConfig: restConfig, Config: opts.Config, WebhookAddr: addr, CertDir: certDir,
 		HealthAddr: "0", MetricsAddr: "0", AdoptInterval: opts.AdoptInterval, RequestTimeout: opts.RequestTimeout,
-		LeaderElection: opts.LeaderElection, LeaderElectionNamespace: "default",
+		LeaderElection: opts.LeaderElection, LeaderElectionNamespace: leaseNamespace,
 		SharedProcess: true,
 	})
 	if err != nil {

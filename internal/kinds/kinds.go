@@ -6,6 +6,7 @@ package kinds
 import (
 	"fmt"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -18,13 +19,13 @@ import (
 // GatewayV1 is the Gateway API group and version tenantguard guards.
 var GatewayV1 = schema.GroupVersion{Group: gatewayv1.GroupName, Version: "v1"}
 
-// Scheme holds the Kubernetes built-in types, Gateway API v1 and the
-// tenantguard.dev types.
+// Scheme holds the Kubernetes built-in types, CRDs, Gateway API v1 and
+// the tenantguard.dev types.
 var Scheme = newScheme()
 
 func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, gatewayv1.Install, v1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, gatewayv1.Install, v1alpha1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(fmt.Sprintf("register API types: %v", err)) // programming error, caught by every test
 		}

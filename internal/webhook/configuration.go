@@ -1,6 +1,10 @@
 package webhook
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
+
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -103,6 +107,9 @@ func Configuration(cfg config.Config, opts ConfigurationOptions) *admissionregis
 			AdmissionReviewVersions: []string{"v1"},
 		}
 	}
+	namespaces := hook("namespaces.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule("", "v1", "namespaces")},
+		&metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{notExcluded}}, &fail, &none)
+	namespaces.MatchConditions = namespaceConditions(cfg)
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
 		ObjectMeta: metav1.ObjectMeta{Name: opts.Name, Labels: map[string]string{
@@ -111,10 +118,29 @@ func Configuration(cfg config.Config, opts ConfigurationOptions) *admissionregis
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			hook("tenants.tenantguard.dev", tenantRules, tenantNamespaces, &fail, &noneOnDryRun),
 			hook("hosts.tenantguard.dev", hostRules, otherNamespaces, &nonTenant, &noneOnDryRun),
-			hook("namespaces.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule("", "v1", "namespaces")},
-				&metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{notExcluded}}, &fail, &none),
+			namespaces,
 			hook("tenantobjects.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule(v1alpha1.GroupVersion.Group, "v1alpha1", "tenants")},
 				nil, &fail, &none),
 		},
+	}
+}
+
+// namespaceConditions send the guard only the namespace requests that touch
+// the tenant label and come from someone who is not a cluster admin: the
+// only ones it may refuse. Everything else about namespaces never waits for
+// the guard, so an outage of the guard does not block namespace work.
+func namespaceConditions(cfg config.Config) []admissionregistrationv1.MatchCondition {
+	label := strconv.Quote(v1alpha1.TenantLabel)
+	groups := make([]string, len(cfg.AdminGroups))
+	for i, g := range cfg.AdminGroups {
+		groups[i] = strconv.Quote(g)
+	}
+	guard := strconv.Quote(fmt.Sprintf("system:serviceaccount:%s:%s", cfg.GuardNamespace, cfg.GuardServiceAccount))
+	return []admissionregistrationv1.MatchCondition{
+		{Name: "tenant-label-involved", Expression: fmt.Sprintf(
+			"(has(object.metadata.labels) && %[1]s in object.metadata.labels) || "+
+				"(oldObject != null && has(oldObject.metadata.labels) && %[1]s in oldObject.metadata.labels)", label)},
+		{Name: "not-an-admin", Expression: fmt.Sprintf(
+			"request.userInfo.username != %s && !request.userInfo.groups.exists(g, g in [%s])", guard, strings.Join(groups, ", "))},
 	}
 }
