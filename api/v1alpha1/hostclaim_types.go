@@ -33,7 +33,7 @@ const (
 // +kubebuilder:printcolumn:name="Match",type=string,JSONPath=`.spec.match`,priority=1
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.namespace`
 // +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.spec.tenant`
-// +kubebuilder:printcolumn:name="Objects",type=string,JSONPath=`.status.objects[*].name`
+// +kubebuilder:printcolumn:name="Objects",type=string,JSONPath=`.status.usedBy`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type HostClaim struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -48,7 +48,7 @@ type HostClaim struct {
 
 // HostClaimSpec names a host and its owner. Host and match cannot change.
 // +kubebuilder:validation:XValidation:rule="self.host == oldSelf.host && self.match == oldSelf.match",message="host and match are immutable; delete the claim and create another"
-// +kubebuilder:validation:XValidation:rule="(has(self.__namespace__) && self.__namespace__ != ”) || (has(self.tenant) && self.tenant != ”)",message="a claim needs an owner: set namespace, or tenant to reserve the host for a tenant"
+// +kubebuilder:validation:XValidation:rule="(has(self.__namespace__) && size(self.__namespace__) > 0) || (has(self.tenant) && size(self.tenant) > 0)",message="a claim needs an owner: set namespace, or tenant to reserve the host for a tenant"
 type HostClaimSpec struct {
 	// Host is the normalised host name (lower case, punycode, no trailing
 	// dot), or a wildcard *.suffix.
@@ -97,6 +97,9 @@ type HostClaimStatus struct {
 	// +optional
 	// +listType=atomic
 	Objects []ObjectReference `json:"objects,omitempty"`
+	// UsedBy lists Objects for `kubectl get` (kind/name, the first few).
+	// +optional
+	UsedBy string `json:"usedBy,omitempty"`
 	// UnusedSince is when the controller first saw no object using the host;
 	// the claim is released a grace period later.
 	// +optional

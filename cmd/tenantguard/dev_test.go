@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,6 +83,24 @@ func TestDev(t *testing.T) {
 	got, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "tenants", "-o", "name").CombinedOutput()
 	if err != nil || !strings.Contains(string(got), "tenant.tenantguard.dev/project1") {
 		t.Fatalf("kubectl from a second shell: %v\n%s", err, got)
+	}
+	// The controller lists the claim's objects a moment after they appear.
+	claims := regexp.MustCompile(`NAME\s+HOST\s+NAMESPACE\s+TENANT\s+OBJECTS\s+AGE\nhost.shop.example.com\s+shop.example.com\s+project1\s+project1\s+shop,shop-api\s`)
+	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
+		got, err = exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "hostclaims").CombinedOutput()
+		if err == nil && claims.Match(got) {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Errorf("kubectl get hostclaims: %v\n%s", err, got)
+			break
+		}
+	}
+	for _, field := range []string{"tenant.spec", "tenant.spec.ingress", "tenant.spec.services", "tenant.spec.images", "tenant.spec.registry", "tenant.spec.resources", "hostclaim.spec"} {
+		got, err = exec.Command(kubectl, "--kubeconfig", kubeconfig, "explain", field).CombinedOutput()
+		if err != nil || strings.Contains(string(got), "<empty>") || !strings.Contains(string(got), "FIELDS:") {
+			t.Errorf("kubectl explain %s does not document every field: %v\n%s", field, err, got)
+		}
 	}
 	if children := controlPlaneChildren(t); len(children) != 2 {
 		t.Errorf("want etcd and kube-apiserver running as children, found %v", children)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -102,6 +103,7 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	now := r.now()
 	status := hc.Status.DeepCopy()
 	status.Objects = objects
+	status.UsedBy = usedBy(objects)
 	switch {
 	case len(objects) > 0 || hc.Spec.Reserved || hc.Spec.Namespace == "":
 		status.UnusedSince = nil
@@ -171,11 +173,26 @@ func (r *HostClaimReconciler) now() time.Time {
 }
 
 func equalStatus(a, b v1alpha1.HostClaimStatus) bool {
-	if a.CreateRevision != b.CreateRevision || !slices.Equal(a.Objects, b.Objects) {
+	if a.CreateRevision != b.CreateRevision || a.UsedBy != b.UsedBy || !slices.Equal(a.Objects, b.Objects) {
 		return false
 	}
 	if (a.UnusedSince == nil) != (b.UnusedSince == nil) {
 		return false
 	}
 	return a.UnusedSince == nil || a.UnusedSince.Equal(b.UnusedSince)
+}
+
+// usedBy summarises objects for a printer column: kind/name of the first
+// five, and how many more.
+func usedBy(objects []v1alpha1.ObjectReference) string {
+	const shown = 5
+	var parts []string
+	for i, o := range objects {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("and %d more", len(objects)-shown))
+			break
+		}
+		parts = append(parts, o.Kind+"/"+o.Name)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -227,5 +228,49 @@ func TestNamespacesWithoutTenantOwnTheirHosts(t *testing.T) {
 	refused(t, err, `namespace "legacy"`)
 	if strings.Contains(err.Error(), "tenant \"\"") {
 		t.Errorf("message names an empty tenant: %v", err)
+	}
+}
+
+// TestReservedHost: a cluster admin reserves a host for a tenant ahead of
+// use. Another tenant is refused; the first namespace of the tenant that
+// uses it becomes its owner; and a reservation is never released.
+func TestReservedHost(t *testing.T) {
+	ctx := context.Background()
+	frank := tenant(t, v1alpha1.TenantSpec{
+		Namespaces: []string{"res-f1", "res-f2"},
+		Ingress:    v1alpha1.IngressPolicy{AllowedHosts: []string{"*.res.example.com"}},
+	}, "res-f")
+	grace := tenant(t, v1alpha1.TenantSpec{
+		Namespaces: []string{"res-g"},
+		Ingress:    v1alpha1.IngressPolicy{AllowedHosts: []string{"*.res.example.com"}},
+	}, "res-g")
+	n := hosts.MustParse("launch.res.example.com", v1alpha1.HostMatchExact)
+	claim := hosts.NewClaim(n, hosts.Owner{Tenant: "res-f", Reserved: true})
+	if err := admin.Create(ctx, claim); err != nil {
+		t.Fatalf("an admin reserves a host: %v", err)
+	}
+	bad := hosts.NewClaim(hosts.MustParse("nobody.res.example.com", v1alpha1.HostMatchExact), hosts.Owner{})
+	if err := admin.Create(ctx, bad); err == nil || !strings.Contains(err.Error(), "a claim needs an owner") {
+		t.Fatalf("a claim without owner must be refused by the CRD: %v", err)
+	}
+	eventually(t, func() error {
+		if _, ok := guard.Guard.View().Hosts().Owner(n); !ok {
+			return fmt.Errorf("guard does not see the reservation yet")
+		}
+		return nil
+	})
+	refused(t, grace.Create(ctx, ing("res-g", "launch", "/", "launch.res.example.com")), `reserved for tenant "res-f"`)
+	admitted(t, frank.Create(ctx, ing("res-f2", "launch", "/", "launch.res.example.com")))
+	hc, err := claimOf(t, "launch.res.example.com", v1alpha1.HostMatchExact)
+	if err != nil || hc.Spec.Namespace != "res-f2" || !hc.Spec.Reserved {
+		t.Fatalf("the reservation is bound to the first namespace that uses it: %+v %v", hc.Spec, err)
+	}
+	refused(t, frank.Create(ctx, ing("res-f1", "launch", "/", "launch.res.example.com")), `namespace "res-f2"`)
+	if err := frank.Delete(ctx, ing("res-f2", "launch", "/")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(gracePeriod + time.Second)
+	if _, err := claimOf(t, "launch.res.example.com", v1alpha1.HostMatchExact); err != nil {
+		t.Fatalf("a reserved claim must outlive its users: %v", err)
 	}
 }
