@@ -85,7 +85,7 @@ func TestDev(t *testing.T) {
 		t.Fatalf("kubectl from a second shell: %v\n%s", err, got)
 	}
 	// The controller lists the claim's objects a moment after they appear.
-	claims := regexp.MustCompile(`NAME\s+HOST\s+NAMESPACE\s+TENANT\s+OBJECTS\s+AGE\nhost.shop.example.com\s+shop.example.com\s+project1\s+project1\s+shop,shop-api\s`)
+	claims := regexp.MustCompile(`NAME\s+HOST\s+NAMESPACE\s+TENANT\s+OBJECTS\s+AGE\nhost.shop.example.com\s+shop.example.com\s+project1\s+project1\s+Ingress/shop, Ingress/shop-api\s`)
 	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 		got, err = exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "hostclaims").CombinedOutput()
 		if err == nil && claims.Match(got) {
