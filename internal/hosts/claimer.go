@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
@@ -155,10 +155,7 @@ func (c *Claimer) created(ctx context.Context, n Name) (*v1alpha1.HostClaim, err
 // verify withdraws mine if an older overlapping claim of another owner
 // exists.
 func (c *Claimer) verify(ctx context.Context, n Name, mine *v1alpha1.HostClaim, owner Owner) error {
-	myRev, err := CreateRevision(mine)
-	if err != nil {
-		return err
-	}
+	myRev := CreateRevision(mine)
 	others, err := c.overlapping(ctx, n)
 	if err != nil {
 		return err
@@ -172,11 +169,11 @@ func (c *Claimer) verify(ctx context.Context, n Name, mine *v1alpha1.HostClaim, 
 		if !Overlaps(n, o.Name) || sameOwner(o, owner) {
 			continue
 		}
-		rev, err := CreateRevision(theirs)
+		older, err := resourceversion.CompareResourceVersion(CreateRevision(theirs), myRev)
 		if err != nil {
-			return err
+			return fmt.Errorf("order claims %s and %s: %w", theirs.Name, mine.Name, err)
 		}
-		if rev < myRev {
+		if older < 0 {
 			// A claim the controller has not looked at yet is most likely
 			// being made right now by another request.
 			fresh := theirs.Status.CreateRevision == "" && len(theirs.Status.Objects) == 0
@@ -260,19 +257,15 @@ func OwnerOf(hc *v1alpha1.HostClaim) Owner {
 	return Owner{Name: n, Namespace: hc.Spec.Namespace, Tenant: hc.Spec.Tenant, Object: hc.Spec.Object, Reserved: hc.Spec.Reserved}
 }
 
-// CreateRevision is the revision at which the claim was created: recorded
-// in its status once anything updated it, else its resource version (which
-// is the creation revision until the first update).
-func CreateRevision(hc *v1alpha1.HostClaim) (uint64, error) {
-	rv := hc.Status.CreateRevision
-	if rv == "" {
-		rv = hc.ResourceVersion
+// CreateRevision is the resource version at which the claim was created:
+// recorded in its status once anything updated it, else its resource
+// version (which is the creation revision until the first update). Compare
+// two with resourceversion.CompareResourceVersion.
+func CreateRevision(hc *v1alpha1.HostClaim) string {
+	if hc.Status.CreateRevision != "" {
+		return hc.Status.CreateRevision
 	}
-	v, err := strconv.ParseUint(rv, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("claim %s: resource version %q is not a number: %w", hc.Name, rv, err)
-	}
-	return v, nil
+	return hc.ResourceVersion
 }
 
 // StampCreateRevision records the claim's creation revision in its status
