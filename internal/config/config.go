@@ -25,7 +25,8 @@ type Config struct {
 
 	// ExcludedNamespaces are never guarded: the webhook configuration leaves
 	// them out by selector, so an outage of the guard cannot block them.
-	// Default: kube-system, kube-public, kube-node-lease and GuardNamespace.
+	// Default: kube-system, kube-public, kube-node-lease. GuardNamespace is
+	// always added.
 	ExcludedNamespaces []string `json:"excludedNamespaces,omitempty"`
 
 	// GuardNamespace is where the guard runs. Default: tenantguard-system.
@@ -116,7 +117,11 @@ func (c *Config) setDefaults() {
 		c.GuardServiceAccount = "tenantguard"
 	}
 	if c.ExcludedNamespaces == nil {
-		c.ExcludedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease", c.GuardNamespace}
+		c.ExcludedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+	}
+	if !c.Excluded(c.GuardNamespace) {
+		// The guard never guards itself.
+		c.ExcludedNamespaces = append(c.ExcludedNamespaces, c.GuardNamespace)
 	}
 	if c.AdminGroups == nil {
 		c.AdminGroups = []string{"system:masters"}

@@ -25,6 +25,7 @@ func TestParse(t *testing.T) {
 apiVersion: tenantguard.dev/v1alpha1
 kind: GuardConfig
 guardNamespace: guard
+excludedNamespaces: [kube-system, monitoring]
 claimGracePeriod: 30s
 internalLoadBalancerAnnotations:
   - {key: example.com/internal, value: "yes"}
@@ -33,7 +34,7 @@ redactOwnerNamespace: true
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Excluded("guard") || c.ClaimGracePeriod.Duration != 30*time.Second || len(c.InternalLoadBalancerAnnotations) != 1 || !c.RedactOwnerNamespace {
+	if !c.Excluded("guard") || !c.Excluded("kube-system") || c.ClaimGracePeriod.Duration != 30*time.Second || len(c.InternalLoadBalancerAnnotations) != 1 || !c.RedactOwnerNamespace {
 		t.Errorf("parsed: %+v", c)
 	}
 }
