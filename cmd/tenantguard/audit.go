@@ -54,7 +54,7 @@ Exit code: 0 no findings, 1 findings, 2 the cluster could not be read.`,
 			w := cmd.OutOrStdout()
 			if output == "json" {
 				if res.Findings == nil {
-					res.Findings = []audit.Finding{}
+					res.Findings = []policy.Finding{}
 				}
 				enc := json.NewEncoder(w)
 				enc.SetIndent("", "  ")

@@ -25,30 +25,9 @@ import (
 	"github.com/tenantguard/tenantguard/internal/policy"
 )
 
-// Finding is one violation in one object of the cluster.
-type Finding struct {
-	Kind      string      `json:"kind"`
-	Namespace string      `json:"namespace,omitempty"`
-	Name      string      `json:"name"`
-	Rule      policy.Rule `json:"rule"`
-	Field     string      `json:"field"`
-	Value     string      `json:"value,omitempty"`
-	Message   string      `json:"message"`
-	Instead   string      `json:"instead,omitempty"`
-}
-
-// String renders a finding as one line.
-func (f Finding) String() string {
-	obj := f.Name
-	if f.Namespace != "" {
-		obj = f.Namespace + "/" + f.Name
-	}
-	return fmt.Sprintf("%s %s: %s: %s [rule %s]", f.Kind, obj, f.Field, f.Message, f.Rule)
-}
-
 // Result is the outcome of an audit.
 type Result struct {
-	Findings []Finding `json:"findings"`
+	Findings []policy.Finding `json:"findings"`
 	// Objects counts the objects judged.
 	Objects int `json:"objects"`
 	// Skipped lists the kinds the cluster does not serve.
@@ -154,10 +133,7 @@ func Run(ctx context.Context, c client.Reader, engine *policy.Engine) (Result, e
 }
 
 func (r *Result) add(kind, namespace, name string, d policy.Decision) {
-	for _, v := range d.Violations {
-		r.Findings = append(r.Findings, Finding{Kind: kind, Namespace: namespace, Name: name,
-			Rule: v.Rule, Field: v.Field, Value: v.Value, Message: v.Message, Instead: v.Instead})
-	}
+	r.Findings = append(r.Findings, d.Findings(kind, namespace, name)...)
 }
 
 func metav1Controller(obj client.Object) bool {

@@ -18,31 +18,16 @@ import (
 	"github.com/tenantguard/tenantguard/internal/policy"
 )
 
-// Finding is one violation in one object of the bundle.
+// Finding is one violation in one object of the bundle, with its place.
 type Finding struct {
-	File      string      `json:"file"`
-	Line      int         `json:"line"`
-	Kind      string      `json:"kind"`
-	Namespace string      `json:"namespace,omitempty"`
-	Name      string      `json:"name"`
-	Rule      policy.Rule `json:"rule"`
-	Field     string      `json:"field"`
-	Value     string      `json:"value,omitempty"`
-	Message   string      `json:"message"`
-	Instead   string      `json:"instead,omitempty"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+	policy.Finding
 }
 
-// String renders a finding as one line: file:line: object: rule: message.
+// String renders a finding as one line: file:line: object: message.
 func (f Finding) String() string {
-	obj := f.Name
-	if f.Namespace != "" {
-		obj = f.Namespace + "/" + f.Name
-	}
-	s := fmt.Sprintf("%s:%d: %s %s: %s: %s [rule %s]", f.File, f.Line, f.Kind, obj, f.Field, f.Message, f.Rule)
-	if f.Instead != "" {
-		s += " Instead: " + f.Instead
-	}
-	return s
+	return fmt.Sprintf("%s:%d: %s", f.File, f.Line, f.Finding)
 }
 
 // Options say who applies the bundle, and where objects without a
@@ -105,11 +90,8 @@ func Run(opts Options, tenants, cluster, bundle []manifest.Object) (Result, erro
 		if d.Allowed() {
 			existing[key(o, req)] = req.Object
 		}
-		for _, v := range d.Violations {
-			res.Findings = append(res.Findings, Finding{
-				File: o.File, Line: o.Line, Kind: o.GVK.Kind, Namespace: req.Namespace, Name: req.Name,
-				Rule: v.Rule, Field: v.Field, Value: v.Value, Message: v.Message, Instead: v.Instead,
-			})
+		for _, f := range d.Findings(o.GVK.Kind, req.Namespace, req.Name) {
+			res.Findings = append(res.Findings, Finding{File: o.File, Line: o.Line, Finding: f})
 		}
 	}
 	return res, nil

@@ -104,6 +104,33 @@ func (v Violation) String() string {
 	return s
 }
 
+// Finding is a violation in a named object, as the offline check and the
+// audit report it.
+type Finding struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Violation
+}
+
+// String renders a finding as one line: object, field, message, rule.
+func (f Finding) String() string {
+	obj := f.Name
+	if f.Namespace != "" {
+		obj = f.Namespace + "/" + f.Name
+	}
+	return fmt.Sprintf("%s %s: %s", f.Kind, obj, f.Violation)
+}
+
+// Findings turns a decision's violations into findings for an object.
+func (d Decision) Findings(kind, namespace, name string) []Finding {
+	out := make([]Finding, 0, len(d.Violations))
+	for _, v := range d.Violations {
+		out = append(out, Finding{Kind: kind, Namespace: namespace, Name: name, Violation: v})
+	}
+	return out
+}
+
 // key identifies a violation with its value, to tell violations an update
 // introduces from those the stored object already had.
 func (v Violation) key() string { return string(v.Rule) + "\x00" + v.Field + "\x00" + v.Value }

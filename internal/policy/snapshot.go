@@ -2,6 +2,7 @@ package policy
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"sort"
 	"sync"
@@ -116,34 +117,22 @@ func (s *Snapshot) Hosts() *hosts.Index { return s.index }
 
 // Apply evaluates req against the snapshot and, when it is allowed, records
 // it as the API server would store it: its hosts are claimed for its
-// namespace and its uses indexed. The offline check and the audit replay
-// objects through Apply in order, so that later objects meet the earlier
-// ones as they would in a cluster.
+// namespace and its uses indexed. The offline check replays a bundle
+// through Apply in order, so that later objects meet the earlier ones as
+// they would in a cluster.
 func (s *Snapshot) Apply(e *Engine, req Request) Decision {
 	d := e.Evaluate(req, s)
-	if !d.Allowed() {
+	if !d.Allowed() || s.recordState(req.Object) {
 		return d
 	}
-	switch obj := req.Object.(type) {
-	case *v1alpha1.Tenant:
-		if t, err := CompileTenant(obj); err == nil {
-			s.SetTenant(t)
+	if uses, ok := e.HostUses(req.Object, req.Namespace); ok {
+		for _, n := range d.Claims {
+			o := d.ClaimOwner
+			o.Name = n
+			s.index.SetOwner(o)
 		}
-		return d
-	case *corev1.Namespace:
-		s.SetNamespace(obj.Name, obj.Labels)
-		return d
+		s.index.SetUses(objectKey(req), uses)
 	}
-	uses, ok := e.HostUses(req.Object, req.Namespace)
-	if !ok {
-		return d
-	}
-	for _, n := range d.Claims {
-		o := d.ClaimOwner
-		o.Name = n
-		s.index.SetOwner(o)
-	}
-	s.index.SetUses(hosts.ObjectKey{Namespace: req.Namespace, Group: req.Kind.Group, Kind: req.Kind.Kind, Name: req.Name}, uses)
 	return d
 }
 
@@ -154,17 +143,7 @@ func (s *Snapshot) Apply(e *Engine, req Request) Decision {
 // object would get if it were created now.
 func (s *Snapshot) Record(e *Engine, req Request) Decision {
 	d := e.Evaluate(req, s)
-	switch obj := req.Object.(type) {
-	case *v1alpha1.Tenant:
-		if t, err := CompileTenant(obj); err == nil {
-			s.SetTenant(t)
-		}
-		return d
-	case *corev1.Namespace:
-		s.SetNamespace(obj.Name, obj.Labels)
-		return d
-	case *v1alpha1.HostClaim:
-		s.index.SetOwner(hosts.OwnerOf(obj))
+	if s.recordState(req.Object) {
 		return d
 	}
 	uses, ok := e.HostUses(req.Object, req.Namespace)
@@ -188,6 +167,28 @@ func (s *Snapshot) Record(e *Engine, req Request) Decision {
 			s.index.SetOwner(o)
 		}
 	}
-	s.index.SetUses(hosts.ObjectKey{Namespace: req.Namespace, Group: req.Kind.Group, Kind: req.Kind.Kind, Name: req.Name}, uses)
+	s.index.SetUses(objectKey(req), uses)
 	return d
+}
+
+// recordState records Tenants, Namespaces and HostClaims, the objects that
+// make up the view rather than use it; it reports whether obj was one.
+func (s *Snapshot) recordState(obj runtime.Object) bool {
+	switch o := obj.(type) {
+	case *v1alpha1.Tenant:
+		if t, err := CompileTenant(o); err == nil {
+			s.SetTenant(t)
+		}
+	case *corev1.Namespace:
+		s.SetNamespace(o.Name, o.Labels)
+	case *v1alpha1.HostClaim:
+		s.index.SetOwner(hosts.OwnerOf(o))
+	default:
+		return false
+	}
+	return true
+}
+
+func objectKey(req Request) hosts.ObjectKey {
+	return hosts.ObjectKey{Namespace: req.Namespace, Group: req.Kind.Group, Kind: req.Kind.Kind, Name: req.Name}
 }
