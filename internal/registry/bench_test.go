@@ -1,0 +1,298 @@
+package registry_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/tenantguard/tenantguard/internal/registry/registrytest"
+)
+
+// blobLayer is a layer of deterministic pseudo-random bytes, generated as
+// it is read, so the client never holds the blob in memory.
+type blobLayer struct {
+	size   int64
+	seed   [32]byte
+	digest v1.Hash
+}
+
+func newBlobLayer(tb testing.TB, size int64, seed byte) *blobLayer {
+	tb.Helper()
+	l := &blobLayer{size: size}
+	l.seed[0] = seed
+	h := sha256.New()
+	if _, err := io.Copy(h, l.reader()); err != nil {
+		tb.Fatal(err)
+	}
+	l.digest = v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
+	return l
+}
+
+func (l *blobLayer) reader() io.Reader {
+	return io.LimitReader(rand.NewChaCha8(l.seed), l.size)
+}
+
+func (l *blobLayer) Digest() (v1.Hash, error)             { return l.digest, nil }
+func (l *blobLayer) DiffID() (v1.Hash, error)             { return l.digest, nil }
+func (l *blobLayer) Compressed() (io.ReadCloser, error)   { return io.NopCloser(l.reader()), nil }
+func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return io.NopCloser(l.reader()), nil }
+func (l *blobLayer) Size() (int64, error)                 { return l.size, nil }
+func (l *blobLayer) MediaType() (types.MediaType, error)  { return types.OCILayer, nil }
+
+// BenchmarkBlob256MiB pushes and pulls a 256 MiB blob with
+// go-containerregistry, directly to a Distribution registry (filesystem
+// storage in a temporary directory) and through the gateway (running in its own process so that its heap can be
+// read from its /metrics while the blob streams through).
+//
+//	go test -run '^$' -bench BenchmarkBlob256MiB -benchtime 5x ./internal/registry/
+func BenchmarkBlob256MiB(b *testing.B) {
+	size := int64(256 << 20)
+	if s := os.Getenv("TENANTGUARD_BENCH_BLOB_MIB"); s != "" { // a smaller blob while working on the benchmark
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = int64(n) << 20
+	}
+	up := registrytest.Start(b, registrytest.Options{
+		Htpasswd:      map[string]string{"gateway": "upstream-secret"},
+		RootDirectory: b.TempDir(),
+	})
+	cfg, _ := envConfig(b, up)
+	cfg.UpstreamUsername = "gateway"
+	cfg.UpstreamPasswordFile = writeFile(b, b.TempDir(), "upstream-password", "upstream-secret")
+	gw := startGatewayProcess(b, cfg)
+	gwHost := strings.TrimPrefix(gw.srv.RegistryURL, "http://")
+	targets := []struct {
+		name string
+		host string
+		auth authn.Authenticator
+	}{
+		{"direct", up.Host, &authn.Basic{Username: "gateway", Password: "upstream-secret"}},
+		{"gateway", gwHost, &authn.Basic{Username: "p1-ci", Password: "p1-secret"}},
+	}
+	layer := newBlobLayer(b, size, 1)
+	var seq atomic.Int64
+	for _, op := range []string{"push", "pull"} {
+		for _, target := range targets {
+			b.Run(op+"/"+target.name, func(b *testing.B) {
+				opts := []remote.Option{remote.WithAuth(target.auth), remote.WithContext(context.Background())}
+				var pullRef name.Digest
+				if op == "pull" {
+					repo, _ := name.NewRepository(target.host + "/project1/pull")
+					if err := remote.WriteLayer(repo, layer, opts...); err != nil {
+						b.Fatal(err)
+					}
+					pullRef = repo.Digest(layer.digest.String())
+				}
+				var mem *heapSampler
+				if target.name == "gateway" {
+					mem = sampleHeap(b, gw.srv.MetricsURL)
+				}
+				b.SetBytes(size)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					switch op {
+					case "push":
+						// A new repository each time, so the blob is uploaded, not found.
+						repo, _ := name.NewRepository(fmt.Sprintf("%s/project1/push-%d", target.host, seq.Add(1)))
+						if err := remote.WriteLayer(repo, layer, opts...); err != nil {
+							b.Fatal(err)
+						}
+					case "pull":
+						l, err := remote.Layer(pullRef, opts...)
+						if err != nil {
+							b.Fatal(err)
+						}
+						rc, err := l.Compressed()
+						if err != nil {
+							b.Fatal(err)
+						}
+						n, err := io.Copy(io.Discard, rc)
+						if err == nil {
+							err = rc.Close() // verifies the digest
+						}
+						if err != nil || n != size {
+							b.Fatalf("pulled %d bytes: %v", n, err)
+						}
+					}
+				}
+				b.StopTimer()
+				if mem != nil {
+					mem.report(b)
+				}
+			})
+		}
+	}
+}
+
+// heapSampler polls the gateway's heap while a benchmark runs.
+type heapSampler struct {
+	url          string
+	client       *http.Client
+	before, peak float64
+	rssBefore    float64
+	rssPeak      float64
+	stop         chan struct{}
+	done         sync.WaitGroup
+	readErr      error
+}
+
+func sampleHeap(b *testing.B, metricsURL string) *heapSampler {
+	// No gzip: compressing the metrics would cost the gateway CPU the
+	// benchmark is measuring.
+	s := &heapSampler{url: metricsURL + "/metrics", stop: make(chan struct{}),
+		client: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
+	heap, rss, err := s.read()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.before, s.peak, s.rssBefore, s.rssPeak = heap, heap, rss, rss
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				heap, rss, err := s.read()
+				if err != nil {
+					s.readErr = err
+					continue
+				}
+				s.peak, s.rssPeak = max(s.peak, heap), max(s.rssPeak, rss)
+			}
+		}
+	}()
+	return s
+}
+
+func (s *heapSampler) report(b *testing.B) {
+	close(s.stop)
+	s.done.Wait()
+	const mib = 1 << 20
+	if s.readErr != nil {
+		b.Logf("reading the gateway's metrics failed at least once: %v", s.readErr)
+	}
+	b.ReportMetric(s.peak/mib, "gw-heap-peak-MiB")
+	b.ReportMetric((s.peak-s.before)/mib, "gw-heap-growth-MiB")
+	b.ReportMetric(s.rssPeak/mib, "gw-rss-peak-MiB")
+}
+
+// read returns go_memstats_heap_inuse_bytes and process_resident_memory_bytes.
+func (s *heapSampler) read() (heap, rss float64, err error) {
+	resp, err := s.client.Get(s.url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "go_memstats_heap_inuse_bytes":
+			heap = v
+		case "process_resident_memory_bytes":
+			rss = v
+		}
+	}
+	return heap, rss, sc.Err()
+}
+
+// BenchmarkTokenEndpoint is the token issuance rate of the token endpoint:
+// GET /token with a robot's basic auth and the two scopes of a docker push,
+// in parallel. Successful logins are cached, so this is the steady state of
+// a CI job; BenchmarkLogin in package authn is the cost of a bcrypt check.
+//
+//	go test -run '^$' -bench BenchmarkTokenEndpoint ./internal/registry/
+func BenchmarkTokenEndpoint(b *testing.B) {
+	e := newEnv(b, envOptions{})
+	q := url.Values{"service": {e.cfg.Service}, "scope": {"repository:project1/app:pull,push", "repository:project1/base:pull"}}
+	u := e.srv.Realm + "?" + q.Encode()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, u, nil)
+			req.SetBasicAuth("p1-ci", "p1-secret")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("token: %s", resp.Status)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkManifestHead is the per-request overhead of the gateway (token
+// check, rules, one proxied round trip) on a small request. The upstream
+// wants no credentials here, so that neither path pays for its bcrypt.
+//
+//	go test -run '^$' -bench BenchmarkManifestHead ./internal/registry/
+func BenchmarkManifestHead(b *testing.B) {
+	e := newEnv(b, envOptions{upstream: registrytest.Start(b, registrytest.Options{})})
+	img := randomImage(b)
+	if err := remote.Write(e.ref(b, "project1/app:1"), img, p1...); err != nil {
+		b.Fatal(err)
+	}
+	gwToken := e.token(b, "p1-ci", "p1-secret", "repository:project1/app:pull")
+	for _, t := range []struct{ name, url, auth string }{
+		{"direct", e.upstream.URL.String() + "/v2/project1/app/manifests/1", ""},
+		{"gateway", "http://" + e.host + "/v2/project1/app/manifests/1", "Bearer " + gwToken},
+	} {
+		b.Run(t.name, func(b *testing.B) {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodHead, t.url, nil)
+					if t.auth != "" {
+						req.Header.Set("Authorization", t.auth)
+					}
+					req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("HEAD: %s", resp.Status)
+						return
+					}
+				}
+			})
+		})
+	}
+}

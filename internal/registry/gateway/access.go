@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tenantguard/tenantguard/internal/registry/authz"
+	"github.com/tenantguard/tenantguard/internal/registry/scope"
+	"github.com/tenantguard/tenantguard/internal/registry/token"
+)
+
+// Caller is who made an authorized request.
+type Caller struct {
+	Subject string
+	Tenant  string
+	// Limit caps the tenant's actions (robot accounts); None: no cap.
+	Limit authz.Actions
+}
+
+func (c Caller) identity() authz.Identity {
+	return authz.Identity{Subject: c.Subject, Tenant: c.Tenant, Limit: c.Limit}
+}
+
+// AccessController is the one interface between the HTTP handlers and the
+// policy, as Distribution's auth.AccessController: it authorizes a request
+// for every access listed (none means: any authenticated caller) and returns
+// the caller, or an error that writes its own response: a *Challenge (401,
+// get a token for these scopes) or a *Denied (403, the policy refuses; a new
+// token would not help).
+type AccessController interface {
+	Authorized(r *http.Request, access ...scope.Scope) (Caller, error)
+}
+
+// TokenAccess authorizes requests by their bearer token, and checks each
+// granted access again against the live rules, so a right removed from a
+// Tenant ends at once rather than when the token expires.
+//
+// When the token lacks an access the rules would allow, the answer is a
+// challenge (the client gets a new token with it, as Docker clients do after
+// an insufficient_scope error); when the rules refuse it, DENIED with a
+// message that says what the tenant may do instead.
+type TokenAccess struct {
+	Realm    string
+	Service  string
+	Verifier *token.Verifier
+	Rules    func() *authz.Rules
+}
+
+// Authorized implements AccessController.
+func (ta *TokenAccess) Authorized(r *http.Request, access ...scope.Scope) (Caller, error) {
+	challenge := func(err error) *Challenge {
+		return &Challenge{Realm: ta.Realm, Service: ta.Service, Scopes: access, Err: err}
+	}
+	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || raw == "" || !strings.EqualFold(scheme, "bearer") {
+		return Caller{}, challenge(ErrTokenRequired)
+	}
+	claims, err := ta.Verifier.Verify(strings.TrimSpace(raw))
+	if err != nil {
+		return Caller{}, challenge(invalidTokenError{err})
+	}
+	caller := Caller{Subject: claims.Subject, Tenant: claims.Tenant, Limit: authz.ActionsOf(claims.Limit)}
+	id := caller.identity()
+	rules := ta.Rules()
+	var missing error
+	for _, a := range access {
+		for _, action := range a.Actions {
+			if !policyAllows(rules, id, a, action) {
+				return caller, &Denied{Access: scope.Scope{Type: a.Type, Name: a.Name, Actions: []string{action}}, Message: explain(rules, id, a, action)}
+			}
+			if !claims.Allows(a.Type, a.Name, action) {
+				missing = ErrInsufficientScope
+			}
+		}
+	}
+	if missing != nil {
+		return caller, challenge(missing)
+	}
+	return caller, nil
+}
+
+func policyAllows(rules *authz.Rules, id authz.Identity, a scope.Scope, action string) bool {
+	switch a.Type {
+	case scope.TypeRepository:
+		return rules.Allowed(id, a.Name).Has(authz.ParseAction(action))
+	case scope.TypeRegistry:
+		return a.Name == scope.CatalogName && rules.HasTenant(id.Tenant)
+	}
+	return false
+}
+
+func explain(rules *authz.Rules, id authz.Identity, a scope.Scope, action string) string {
+	if a.Type == scope.TypeRepository {
+		return rules.Explain(id, a.Name, authz.ParseAction(action))
+	}
+	if !rules.HasTenant(id.Tenant) {
+		return rules.Explain(id, "", authz.None)
+	}
+	return fmt.Sprintf("%s may not %s %s", id.Subject, action, a)
+}
+
+// isDeniedOn reports whether err refuses exactly the given access.
+func isDeniedOn(err error, typ, name, action string) bool {
+	var d *Denied
+	return errors.As(err, &d) && d.Access.Type == typ && d.Access.Name == name && d.Access.Has(action)
+}
+
+// invalidTokenError is a verification failure: its message is the
+// verifier's ("invalid token: expired at ..."), and it is ErrInvalidToken.
+type invalidTokenError struct{ err error }
+
+func (e invalidTokenError) Error() string        { return e.err.Error() }
+func (e invalidTokenError) Is(target error) bool { return target == ErrInvalidToken }
