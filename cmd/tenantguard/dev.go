@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,6 +82,7 @@ The control-plane binaries are built once from the Go module proxy and cached
 			defer os.Remove(kubeconfig)
 			out := cmd.OutOrStdout()
 			var ex *replay.Examples
+			var reg *replay.Registry
 			if replayProblems {
 				fmt.Fprintln(stderr, "creating the example tenants and replaying the five problems ...")
 				if ex, err = replay.SetUpExamples(ctx, env, absDir); err != nil {
@@ -93,12 +95,21 @@ The control-plane binaries are built once from the Go module proxy and cached
 				if _, err := replay.Manifests(ctx, ex, out); err != nil {
 					return fmt.Errorf("replay problems 3 to 5: %w", err)
 				}
+				if reg, err = replay.StartRegistry(ctx, env, ex, absDir); err != nil {
+					return err
+				}
+				defer reg.Close(context.WithoutCancel(ctx))
+				if _, err := replay.ReplayRegistry(ctx, reg, out); err != nil {
+					return fmt.Errorf("replay the registry: %w", err)
+				}
 			}
 			fmt.Fprintf(out, "\ncontrol plane ready at %s, guard webhook at https://%s\nkubeconfig: %s\n\ntry, from another shell:\n", env.Config.Host, g.Addr, kubeconfig)
 			fmt.Fprintf(out, "  %s --kubeconfig %s get namespaces,tenants,hostclaims\n", bins.Kubectl, kubeconfig)
 			if ex != nil {
 				fmt.Fprintf(out, "\nas project1's developer (a tenant, not an admin):\n")
 				fmt.Fprintf(out, "  %s --kubeconfig %s -n project1 create service loadbalancer demo --tcp=80:8080\n", bins.Kubectl, ex.Kubeconfigs["project1"])
+				fmt.Fprintf(out, "\nthe registry gateway, as a CI robot (crane, docker or oras; plain HTTP on loopback):\n")
+				fmt.Fprintf(out, "  crane auth login %s -u project2-ci -p %s && crane copy <image> %s/project1/app:v1  # refused\n", reg.Host, reg.Robots["project2-ci"], reg.Host)
 				fmt.Fprintf(out, "\nas project2's developer, taking project1's host:\n")
 				fmt.Fprintf(out, "  %s --kubeconfig %s -n project2 create ingress demo --class=nginx --rule=shop.example.com/=api:80\n", bins.Kubectl, ex.Kubeconfigs["project2"])
 			}

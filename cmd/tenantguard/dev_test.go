@@ -65,6 +65,10 @@ func TestDev(t *testing.T) {
 		"Problem 3", "refused  Service project1/public-lb", "allowed  Service project1/internal-lb",
 		"Problem 4", "refused  Ingress project2/shop", `belongs to namespace "project1" of tenant "project1"`,
 		"Problem 5", "refused  Deployment project2/api", "rule image-repository",
+		"allowed  push project1/shop:v1.0 (as project1-ci)",
+		"refused  push project1/shop:v1.1 (as project2-ci)", "DENIED: tenant project2 may not push project1/shop",
+		"refused  push project1/shop:v1.0 (as project1-ci)", `immutable (immutable tag pattern "v*" of tenant project1)`,
+		"allowed  push project1/shop:dev (as project1-ci)",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("dev output lacks %q", want)
