@@ -91,10 +91,11 @@ func (a *Adopter) Pass(ctx context.Context) error {
 		}
 		return cmp.Or(cmp.Compare(x.obj.GetNamespace(), y.obj.GetNamespace()), cmp.Compare(x.obj.GetName(), y.obj.GetName()))
 	})
-	cfg := a.Engine.Config()
 	for _, ho := range objects {
 		ns := ho.obj.GetNamespace()
-		if cfg.Excluded(ns) || ho.obj.GetDeletionTimestamp() != nil {
+		// Excluded namespaces are not asked by the webhook, but their hosts
+		// are theirs all the same: the adopter claims them.
+		if ho.obj.GetDeletionTimestamp() != nil {
 			continue
 		}
 		uses, _ := a.Engine.HostUses(ho.obj, ns)
@@ -109,7 +110,7 @@ func (a *Adopter) Pass(ctx context.Context) error {
 			if o, ok := a.View.Hosts().Owner(u.Name); ok && o.Namespace == ns {
 				continue
 			}
-			if a.conflicting(u.Name, ns, owner.Tenant) {
+			if a.conflicting(u.Name, owner) {
 				a.reportConflict(ctx, ho, u.Name)
 				continue
 			}
@@ -129,13 +130,14 @@ func (a *Adopter) Pass(ctx context.Context) error {
 	return nil
 }
 
-func (a *Adopter) conflicting(n hosts.Name, ns, tenant string) bool {
-	for _, o := range a.View.Hosts().Overlapping(n, 4) {
-		if o.Namespace != ns && !(o.Namespace == "" && o.Tenant == tenant && tenant != "") {
-			return true
+func (a *Adopter) conflicting(n hosts.Name, owner hosts.Owner) bool {
+	inTheWay := func(o hosts.Owner) bool {
+		if o.Namespace == "" && o.Tenant != "" && o.Tenant == owner.Tenant && o.Name == n {
+			return false // a reservation for exactly this name: the claim binds it
 		}
+		return hosts.Conflicts(o, owner)
 	}
-	return false
+	return len(a.View.Hosts().Overlapping(n, 1, inTheWay)) > 0
 }
 
 func (a *Adopter) reportConflict(ctx context.Context, ho hostObject, n hosts.Name) {

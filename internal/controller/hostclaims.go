@@ -91,16 +91,27 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err := r.Client.Get(ctx, req.NamespacedName, hc); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	// Every update of a claim records its creation revision first; see
-	// hosts.StampCreateRevision.
-	if err := hosts.StampCreateRevision(ctx, r.Client, hc); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
+	now := r.now()
 	objects, err := r.objectsUsing(ctx, hc)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	now := r.now()
+	if hosts.Pending(hc) {
+		// Its creator settles it in a moment. One that stopped half way (a
+		// webhook replica that died mid-request) left it pending: after the
+		// grace period it is settled if something uses it, else released.
+		if left := r.GracePeriod - now.Sub(hc.CreationTimestamp.Time); left > 0 {
+			return reconcile.Result{RequeueAfter: left}, nil
+		}
+		if len(objects) == 0 {
+			return r.release(ctx, hc, "pending claim never settled")
+		}
+	}
+	// Every update of a claim records its creation revision first; see
+	// hosts.StampCreateRevision. (Settled claims have it already.)
+	if err := hosts.StampCreateRevision(ctx, r.Client, hc); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
 	status := hc.Status.DeepCopy()
 	status.Objects = objects
 	status.UsedBy = usedBy(objects)
@@ -123,17 +134,21 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if left := r.GracePeriod - now.Sub(status.UnusedSince.Time); left > 0 {
 		return reconcile.Result{RequeueAfter: left}, nil
 	}
-	// Delete only the claim as read: if an owner object or a reservation
-	// changed it since, the preconditions fail and we look again.
+	return r.release(ctx, hc, "unused since "+status.UnusedSince.Time.Format(time.RFC3339))
+}
+
+// release deletes the claim as read: if something changed it since, the
+// preconditions fail and it is looked at again.
+func (r *HostClaimReconciler) release(ctx context.Context, hc *v1alpha1.HostClaim, why string) (reconcile.Result, error) {
 	uid, rv := hc.UID, hc.ResourceVersion
-	err = r.Client.Delete(ctx, hc, client.Preconditions{UID: &uid, ResourceVersion: &rv})
+	err := r.Client.Delete(ctx, hc, client.Preconditions{UID: &uid, ResourceVersion: &rv})
 	if err != nil && !apierrors.IsNotFound(err) {
 		if apierrors.IsConflict(err) {
 			return reconcile.Result{RequeueAfter: time.Second}, nil
 		}
 		return reconcile.Result{}, err
 	}
-	log.FromContext(ctx).Info("released unused host", "host", hc.Spec.Host, "namespace", hc.Spec.Namespace, "unusedSince", status.UnusedSince.Time)
+	log.FromContext(ctx).Info("released host", "host", hc.Spec.Host, "namespace", hc.Spec.Namespace, "why", why)
 	return reconcile.Result{}, nil
 }
 

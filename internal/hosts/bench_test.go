@@ -47,6 +47,6 @@ func BenchmarkOverlapping(b *testing.B) {
 	}
 	name := hosts.MustParse("new.team7.example.com", single)
 	for b.Loop() {
-		ix.Overlapping(name, 8)
+		ix.Overlapping(name, 8, nil)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,17 +22,25 @@ import (
 //     creates of the same host collide and the API server (etcd) lets
 //     exactly one succeed.
 //  2. Overlaps (a wildcard and a name it matches have different claim
-//     names): after its create succeeds, the claimer reads, from the API
-//     server and not from a cache, every claim that could overlap. If one
-//     from another owner exists, the claim created first (lower creation
+//     names): after its create succeeds, the claimer reads, with consistent
+//     reads (never an informer cache), every claim that could overlap. If
+//     one of another owner exists, the claim created first (lower creation
 //     revision) wins and the other withdraws. The later of two creates
 //     always sees the earlier one, so two overlapping claims never both
-//     survive. See docs/design/hosts.md for the argument.
+//     survive.
+//  3. A claim is pending from its create until every host of the request
+//     has passed step 2; then the claimer settles it by recording its
+//     creation revision in its status. A pending claim may still be
+//     withdrawn or rolled back, so another request of the same namespace
+//     waits for it to settle instead of relying on it.
 //
-// Client must read from the API server (a client.New client), never from an
-// informer cache: a stale read would break step 2.
+// See docs/design/hosts.md for the argument. Client must read from the API
+// server (a client.New client), never from an informer cache.
 type Claimer struct {
 	Client client.Client
+	// PendingWait bounds how long a request waits for another request's
+	// pending claim of the same host to settle (default 5s).
+	PendingWait time.Duration
 }
 
 // ConflictError says that a host belongs to someone else.
@@ -61,101 +70,128 @@ func (e *ConflictError) Error() string {
 	return msg
 }
 
+// made is a claim one Claim call made: created (pending until settled), or
+// a reservation it bound to the owner's namespace.
+type made struct {
+	claim     *v1alpha1.HostClaim
+	created   bool
+	createRev string
+}
+
 // Claim claims every name for owner, all or nothing: if one is refused or
-// an error occurs, the claims this call created are deleted again. Names
-// the owner already holds are left as they are. It returns the names of
-// the claims it created.
+// an error occurs, the claims this call created are deleted again and the
+// reservations it bound are unbound. Names the owner already holds are left
+// as they are. It returns the names of the claims it created or bound.
 func (c *Claimer) Claim(ctx context.Context, names []Name, owner Owner) ([]string, error) {
 	sorted := append([]Name(nil), names...)
 	sort.Slice(sorted, func(i, j int) bool { return ClaimName(sorted[i]) < ClaimName(sorted[j]) })
-	var created []*v1alpha1.HostClaim
+	var done []made
+	fail := func(err error) ([]string, error) {
+		c.rollback(ctx, done, owner)
+		return nil, err
+	}
 	for _, n := range sorted {
-		hc, err := c.claimOne(ctx, n, owner)
-		if err == nil && hc != nil {
-			created = append(created, hc)
-			err = c.verify(ctx, n, hc, owner)
-		}
+		m, err := c.claimOne(ctx, n, owner)
 		if err != nil {
-			c.rollback(ctx, created)
-			return nil, err
+			return fail(err)
+		}
+		if m == nil {
+			continue // already the owner's, and settled
+		}
+		done = append(done, *m)
+		if err := c.verify(ctx, n, m, owner); err != nil {
+			return fail(err)
 		}
 	}
-	out := make([]string, len(created))
-	for i, hc := range created {
-		out[i] = hc.Name
+	for _, m := range done {
+		if m.created {
+			if err := c.settle(ctx, m); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	out := make([]string, len(done))
+	for i, m := range done {
+		out[i] = m.claim.Name
 	}
 	return out, nil
 }
 
-// claimOne creates the claim of n, or accepts an existing one of the same
-// owner (binding a reservation of owner's tenant to owner's namespace). It
-// returns the claim when it created it.
-func (c *Claimer) claimOne(ctx context.Context, n Name, owner Owner) (*v1alpha1.HostClaim, error) {
-	hc := NewClaim(n, owner)
-	err := c.Client.Create(ctx, hc)
-	if err == nil {
-		return hc, nil
+// claimOne creates the claim of n, binds a reservation of the owner's
+// tenant for exactly n, or accepts a settled claim of the owner. It returns
+// nil when there was nothing to make.
+func (c *Claimer) claimOne(ctx context.Context, n Name, owner Owner) (*made, error) {
+	wait := c.PendingWait
+	if wait == 0 {
+		wait = 5 * time.Second
 	}
-	if !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("claim host %q: %w", n, err)
-	}
-	for attempt := 0; attempt < 5; attempt++ {
+	deadline := time.Now().Add(wait)
+	for attempt := 0; ; attempt++ {
+		hc := NewClaim(n, owner)
+		err := c.Client.Create(ctx, hc)
+		if err == nil {
+			return &made{claim: hc, created: true, createRev: hc.ResourceVersion}, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("claim host %q: %w", n, err)
+		}
 		existing := &v1alpha1.HostClaim{}
 		if err := c.Client.Get(ctx, client.ObjectKey{Name: hc.Name}, existing); err != nil {
 			if apierrors.IsNotFound(err) {
-				// Released between our create and get: try again.
-				if err := c.Client.Create(ctx, NewClaim(n, owner)); err == nil {
-					return c.created(ctx, n)
-				}
-				continue
+				continue // released between our create and get
 			}
 			return nil, fmt.Errorf("read claim of host %q: %w", n, err)
 		}
 		theirs := OwnerOf(existing)
 		switch {
-		case theirs.Namespace == owner.Namespace && owner.Namespace != "":
+		case theirs.Namespace != "" && theirs.Namespace == owner.Namespace:
 			if owner.Object != nil && theirs.Object != nil && *owner.Object != *theirs.Object {
 				return nil, &ConflictError{Name: n, Owner: theirs}
 			}
-			return nil, nil
-		case theirs.Namespace == "" && theirs.Tenant != "" && theirs.Tenant == owner.Tenant:
-			// A reservation for owner's tenant: bind it to owner's namespace.
-			// Record the creation revision first, so the spec update does
-			// not make the reservation look newer than it is.
-			if err := StampCreateRevision(ctx, c.Client, existing); err != nil {
-				if apierrors.IsConflict(err) {
-					continue
-				}
+			if !theirs.Pending {
+				return nil, nil
+			}
+			// Another request of this namespace is claiming the host and may
+			// yet withdraw: wait for it to settle or go.
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("host %q is being claimed by another request of namespace %q; retry", n, owner.Namespace)
+			}
+			if err := sleep(ctx, 50*time.Millisecond); err != nil {
 				return nil, err
 			}
-			existing.Spec.Namespace = owner.Namespace
-			existing.Spec.Object = owner.Object
-			if err := c.Client.Update(ctx, existing); err != nil {
-				if apierrors.IsConflict(err) {
+		case theirs.Namespace == "" && theirs.Tenant != "" && theirs.Tenant == owner.Tenant:
+			// A reservation of owner's tenant for exactly this name: bind it
+			// to owner's namespace. Record its creation revision first, so the
+			// spec update does not make it look newer than it is.
+			if err := StampCreateRevision(ctx, c.Client, existing); err != nil {
+				if apierrors.IsConflict(err) && attempt < 5 {
 					continue
 				}
 				return nil, fmt.Errorf("bind reservation of host %q: %w", n, err)
 			}
-			return nil, nil
+			existing.Spec.Namespace = owner.Namespace
+			existing.Spec.Object = owner.Object
+			if err := c.Client.Update(ctx, existing); err != nil {
+				if apierrors.IsConflict(err) && attempt < 5 {
+					continue
+				}
+				return nil, fmt.Errorf("bind reservation of host %q: %w", n, err)
+			}
+			return &made{claim: existing}, nil
 		default:
 			return nil, &ConflictError{Name: n, Owner: theirs}
 		}
 	}
-	return nil, fmt.Errorf("claim host %q: the claim kept changing; retry", n)
 }
 
-func (c *Claimer) created(ctx context.Context, n Name) (*v1alpha1.HostClaim, error) {
-	hc := &v1alpha1.HostClaim{}
-	if err := c.Client.Get(ctx, client.ObjectKey{Name: ClaimName(n)}, hc); err != nil {
-		return nil, fmt.Errorf("read claim of host %q: %w", n, err)
-	}
-	return hc, nil
-}
-
-// verify withdraws mine if an older overlapping claim of another owner
+// verify withdraws m if an older overlapping claim of another owner
 // exists.
-func (c *Claimer) verify(ctx context.Context, n Name, mine *v1alpha1.HostClaim, owner Owner) error {
-	myRev := CreateRevision(mine)
+func (c *Claimer) verify(ctx context.Context, n Name, m *made, owner Owner) error {
+	mine := m.claim
+	myRev := m.createRev
+	if !m.created {
+		myRev = CreateRevision(mine)
+	}
 	others, err := c.overlapping(ctx, n)
 	if err != nil {
 		return err
@@ -166,7 +202,7 @@ func (c *Claimer) verify(ctx context.Context, n Name, mine *v1alpha1.HostClaim, 
 			continue
 		}
 		o := OwnerOf(theirs)
-		if !Overlaps(n, o.Name) || sameOwner(o, owner) {
+		if !Overlaps(n, o.Name) || !Conflicts(o, owner) {
 			continue
 		}
 		older, err := resourceversion.CompareResourceVersion(CreateRevision(theirs), myRev)
@@ -174,27 +210,55 @@ func (c *Claimer) verify(ctx context.Context, n Name, mine *v1alpha1.HostClaim, 
 			return fmt.Errorf("order claims %s and %s: %w", theirs.Name, mine.Name, err)
 		}
 		if older < 0 {
-			// A claim the controller has not looked at yet is most likely
-			// being made right now by another request.
-			fresh := theirs.Status.CreateRevision == "" && len(theirs.Status.Objects) == 0
-			return &ConflictError{Name: n, Owner: o, Concurrent: fresh}
+			return &ConflictError{Name: n, Owner: o, Concurrent: o.Pending}
 		}
 		// Theirs is newer: its claimer sees mine and withdraws.
 	}
 	return nil
 }
 
-func sameOwner(a, b Owner) bool {
-	if a.Namespace != "" && b.Namespace != "" {
-		return a.Namespace == b.Namespace
+// Conflicts reports whether a claim of o stands in the way of owner on an
+// overlapping name. Claims of the owner's namespace do not, unless both
+// name different owner objects (Object mode). A reservation not yet bound
+// does, whatever its tenant: it is bound by using exactly its name.
+func Conflicts(o, owner Owner) bool {
+	if o.Namespace == "" || o.Namespace != owner.Namespace {
+		return true
 	}
-	return a.Tenant != "" && a.Tenant == b.Tenant
+	return owner.Object != nil && o.Object != nil && *owner.Object != *o.Object
+}
+
+// settle records m's creation revision in its status: the claim is no
+// longer pending.
+func (c *Claimer) settle(ctx context.Context, m made) error {
+	hc := m.claim
+	for attempt := 0; ; attempt++ {
+		hc.Status.CreateRevision = m.createRev
+		err := c.Client.Status().Update(ctx, hc)
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsConflict(err) || attempt == 5 {
+			return fmt.Errorf("settle claim %s: %w", hc.Name, err)
+		}
+		fresh := &v1alpha1.HostClaim{}
+		if err := c.Client.Get(ctx, client.ObjectKey{Name: hc.Name}, fresh); err != nil {
+			return fmt.Errorf("settle claim %s: %w", hc.Name, err)
+		}
+		if fresh.UID != hc.UID {
+			return fmt.Errorf("settle claim %s: it was replaced", hc.Name)
+		}
+		if fresh.Status.CreateRevision != "" {
+			return nil
+		}
+		hc = fresh
+	}
 }
 
 // overlapping reads every claim that may overlap n: by name for the
-// wildcards above it, and by label for the claims below a wildcard. The
-// reads are not from a cache: a GET or LIST without resourceVersion is a
-// consistent (quorum) read.
+// wildcards above it, and by label for the claims below a wildcard. A GET
+// or LIST without resourceVersion is a consistent read: from etcd, or from
+// the watch cache only once it has caught up with etcd's current revision.
 func (c *Claimer) overlapping(ctx context.Context, n Name) ([]v1alpha1.HostClaim, error) {
 	var out []v1alpha1.HostClaim
 	for _, name := range CandidateClaimNames(n) {
@@ -219,16 +283,45 @@ func (c *Claimer) overlapping(ctx context.Context, n Name) ([]v1alpha1.HostClaim
 	return out, nil
 }
 
-// rollback deletes the claims this call created; the UID precondition
-// makes sure a claim someone else made since is never deleted.
-func (c *Claimer) rollback(ctx context.Context, created []*v1alpha1.HostClaim) {
-	// Roll back even if the request's context is done.
+// rollback undoes what one Claim call made: it deletes the claims it
+// created while they are still pending, and unbinds the reservations it
+// bound. It goes on even if the request's context is done; what it cannot
+// undo (an error from the API server) is an unused claim, which the
+// controller releases after the grace period.
+func (c *Claimer) rollback(ctx context.Context, done []made, owner Owner) {
 	ctx = context.WithoutCancel(ctx)
-	for _, hc := range created {
-		uid := hc.UID
-		_ = c.Client.Delete(ctx, hc, client.Preconditions{UID: &uid})
-		// A failed delete leaves an unused claim, which the controller
-		// releases after the grace period.
+	for i := len(done) - 1; i >= 0; i-- {
+		hc := done[i].claim
+		for attempt := 0; attempt < 5; attempt++ {
+			var err error
+			if done[i].created {
+				uid, rv := hc.UID, hc.ResourceVersion
+				err = c.Client.Delete(ctx, hc, client.Preconditions{UID: &uid, ResourceVersion: &rv})
+			} else {
+				hc.Spec.Namespace, hc.Spec.Object = "", nil
+				err = c.Client.Update(ctx, hc)
+			}
+			if !apierrors.IsConflict(err) {
+				break
+			}
+			fresh := &v1alpha1.HostClaim{}
+			if err := c.Client.Get(ctx, client.ObjectKey{Name: hc.Name}, fresh); err != nil || fresh.UID != hc.UID {
+				break
+			}
+			if done[i].created && fresh.Status.CreateRevision != "" || !done[i].created && fresh.Spec.Namespace != owner.Namespace {
+				break // no longer ours to undo
+			}
+			hc = fresh
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
 }
 
@@ -254,7 +347,14 @@ func OwnerOf(hc *v1alpha1.HostClaim) Owner {
 	if err != nil || n.Match != hc.Spec.Match {
 		n = Name{Host: hc.Spec.Host, Match: hc.Spec.Match}
 	}
-	return Owner{Name: n, Namespace: hc.Spec.Namespace, Tenant: hc.Spec.Tenant, Object: hc.Spec.Object, Reserved: hc.Spec.Reserved}
+	return Owner{Name: n, Namespace: hc.Spec.Namespace, Tenant: hc.Spec.Tenant, Object: hc.Spec.Object,
+		Reserved: hc.Spec.Reserved, Pending: Pending(hc)}
+}
+
+// Pending reports whether a claim's creator has not settled it yet (see
+// Claimer). Reservations are never pending.
+func Pending(hc *v1alpha1.HostClaim) bool {
+	return hc.Status.CreateRevision == "" && !hc.Spec.Reserved
 }
 
 // CreateRevision is the resource version at which the claim was created:

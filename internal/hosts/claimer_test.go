@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
 	"github.com/tenantguard/tenantguard/config/crd"
@@ -21,16 +24,140 @@ import (
 // claimer returns a Claimer on a real API server with the CRDs installed.
 func claimer(t *testing.T) (*hosts.Claimer, client.Client) {
 	t.Helper()
-	crds, err := crd.CRDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := devenvtest.Start(t, devenv.Options{CRDs: crds})
+	env := startWithCRDs(t)
 	c, err := client.New(env.Config, client.Options{Scheme: kinds.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &hosts.Claimer{Client: c}, c
+}
+
+func startWithCRDs(t *testing.T) *devenv.Env {
+	t.Helper()
+	crds, err := crd.CRDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return devenvtest.Start(t, devenv.Options{CRDs: crds})
+}
+
+// pausing returns a Claimer whose client stops before the first call that
+// pauseOn matches, until release is closed; paused is closed when it stops.
+func pausing(t *testing.T, env *devenv.Env, pauseOn func(verb, name string) bool) (cl *hosts.Claimer, paused, release chan struct{}) {
+	t.Helper()
+	base, err := client.NewWithWatch(env.Config, client.Options{Scheme: kinds.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	stop := func(verb, name string) {
+		if pauseOn(verb, name) {
+			once.Do(func() { close(paused); <-release })
+		}
+	}
+	c := interceptor.NewClient(base, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			stop("create", obj.GetName())
+			return c.Create(ctx, obj, opts...)
+		},
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			stop("get", key.Name)
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	return &hosts.Claimer{Client: c}, paused, release
+}
+
+// TestSameNamespaceRequestsWaitForPendingClaims interleaves two requests of
+// one namespace for one host: the second must not rely on the first's claim
+// while the first can still withdraw or roll it back.
+func TestSameNamespaceRequestsWaitForPendingClaims(t *testing.T) {
+	env := startWithCRDs(t)
+	ctx := context.Background()
+	c, err := client.New(env.Config, client.Options{Scheme: kinds.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := &hosts.Claimer{Client: c}
+	me, other, third := hosts.Owner{Namespace: "me"}, hosts.Owner{Namespace: "other"}, hosts.Owner{Namespace: "third"}
+	claimOf := func(n hosts.Name) *v1alpha1.HostClaim {
+		hc := &v1alpha1.HostClaim{}
+		if err := c.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(n)}, hc); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			t.Fatal(err)
+		}
+		return hc
+	}
+
+	t.Run("rollback of the first request", func(t *testing.T) {
+		x, y := hosts.MustParse("x.r.example.com", exact), hosts.MustParse("y.r.example.com", exact)
+		if _, err := plain.Claim(ctx, []hosts.Name{y}, other); err != nil {
+			t.Fatal(err)
+		}
+		// Request 1 claims x, then stops before it tries y (owned by other).
+		first, paused, release := pausing(t, env, func(verb, name string) bool { return verb == "create" && name == hosts.ClaimName(y) })
+		done1 := make(chan error, 1)
+		go func() { _, err := first.Claim(ctx, []hosts.Name{x, y}, me); done1 <- err }()
+		<-paused
+		if hc := claimOf(x); hc == nil || !hosts.Pending(hc) {
+			t.Fatalf("request 1's claim of x should exist and be pending: %+v", hc)
+		}
+		done2 := make(chan error, 1)
+		go func() { _, err := plain.Claim(ctx, []hosts.Name{x}, me); done2 <- err }()
+		select {
+		case err := <-done2:
+			t.Fatalf("request 2 relied on request 1's pending claim: %v", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		close(release)
+		if err := <-done1; !hosts.IsConflict(err) {
+			t.Fatalf("request 1: %v, want a conflict on y", err)
+		}
+		if err := <-done2; err != nil {
+			t.Fatalf("request 2 should claim x itself once request 1 rolled back: %v", err)
+		}
+		hc := claimOf(x)
+		if hc == nil || hc.Spec.Namespace != "me" || hosts.Pending(hc) {
+			t.Fatalf("x must end settled and owned by me: %+v", hc)
+		}
+		if _, err := plain.Claim(ctx, []hosts.Name{x}, third); !hosts.IsConflict(err) {
+			t.Fatalf("a third namespace took x: %v", err)
+		}
+	})
+
+	t.Run("withdrawal of the first request", func(t *testing.T) {
+		w, x := hosts.MustParse("*.w.example.com", anyD), hosts.MustParse("x.w.example.com", exact)
+		if _, err := plain.Claim(ctx, []hosts.Name{w}, other); err != nil {
+			t.Fatal(err)
+		}
+		// Request 1 creates x, then stops before its overlap check.
+		first, paused, release := pausing(t, env, func(verb, name string) bool {
+			return verb == "get" && name == hosts.ClaimName(hosts.Name{Host: "w.example.com", Match: single})
+		})
+		done1 := make(chan error, 1)
+		go func() { _, err := first.Claim(ctx, []hosts.Name{x}, me); done1 <- err }()
+		<-paused
+		done2 := make(chan error, 1)
+		go func() { _, err := plain.Claim(ctx, []hosts.Name{x}, me); done2 <- err }()
+		select {
+		case err := <-done2:
+			t.Fatalf("request 2 relied on request 1's pending claim: %v", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		close(release)
+		if err := <-done1; !hosts.IsConflict(err) {
+			t.Fatalf("request 1: %v, want a conflict with *.w.example.com", err)
+		}
+		if err := <-done2; !hosts.IsConflict(err) {
+			t.Fatalf("request 2: %v, want a conflict with *.w.example.com", err)
+		}
+		if hc := claimOf(x); hc != nil {
+			t.Fatalf("x.w.example.com is claimed under other's older wildcard: %+v", hc.Spec)
+		}
+	})
 }
 
 func TestClaimer(t *testing.T) {
@@ -90,6 +217,26 @@ func TestClaimer(t *testing.T) {
 		deep := hosts.MustParse("a.b.v.example.com", exact)
 		if _, err := cl.Claim(ctx, []hosts.Name{deep}, me); !hosts.IsConflict(err) || exists(deep) {
 			t.Fatalf("want a conflict, got %v", err)
+		}
+	})
+	t.Run("a refused request unbinds the reservation it bound", func(t *testing.T) {
+		r := hosts.MustParse("reserved.example.com", exact)
+		if err := c.Create(ctx, hosts.NewClaim(r, hosts.Owner{Tenant: "t1", Reserved: true})); err != nil {
+			t.Fatal(err)
+		}
+		_, err := cl.Claim(ctx, []hosts.Name{r, b}, me) // b belongs to other
+		if !hosts.IsConflict(err) {
+			t.Fatalf("want a conflict on b, got %v", err)
+		}
+		hc := &v1alpha1.HostClaim{}
+		if err := c.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(r)}, hc); err != nil || hc.Spec.Namespace != "" || !hc.Spec.Reserved {
+			t.Fatalf("the reservation must be unbound again: %+v, %v", hc.Spec, err)
+		}
+		if _, err := cl.Claim(ctx, []hosts.Name{r}, hosts.Owner{Namespace: "x", Tenant: "t2"}); !hosts.IsConflict(err) {
+			t.Fatalf("another tenant took the reservation: %v", err)
+		}
+		if _, err := cl.Claim(ctx, []hosts.Name{r}, me); err != nil {
+			t.Fatalf("the tenant binds its reservation: %v", err)
 		}
 	})
 	t.Run("the creation revision survives updates", func(t *testing.T) {

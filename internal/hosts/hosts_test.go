@@ -219,7 +219,7 @@ func TestIndexOverlappingAgreesWithOverlaps(t *testing.T) {
 				want = append(want, b.String()+"/"+string(b.Match))
 			}
 		}
-		for _, o := range ix.Overlapping(a, 0) {
+		for _, o := range ix.Overlapping(a, 0, nil) {
 			got = append(got, o.Name.String()+"/"+string(o.Name.Match))
 		}
 		sort.Strings(want)
@@ -234,7 +234,7 @@ func TestIndexOverlappingAgreesWithOverlaps(t *testing.T) {
 	for n := range claimed {
 		ix.DeleteOwner(n)
 	}
-	if ix.Len() != 0 || len(ix.Overlapping(hosts.Name{Host: "com", Match: anyD}, 0)) != 0 {
+	if ix.Len() != 0 || len(ix.Overlapping(hosts.Name{Host: "com", Match: anyD}, 0, nil)) != 0 {
 		t.Fatal("index not empty after deleting every owner")
 	}
 }

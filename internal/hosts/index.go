@@ -19,6 +19,9 @@ type Owner struct {
 	// Object owns the host in the Object ownership mode.
 	Object   *v1alpha1.ObjectReference
 	Reserved bool
+	// Pending claims are being made by a request that may still withdraw
+	// them; the owner does not hold the host yet.
+	Pending bool
 }
 
 // Use is one object using a host.
@@ -183,13 +186,14 @@ func (ix *Index) Len() int {
 }
 
 // Overlapping returns the owners of every claimed name that overlaps name
-// (name's own owner included), stopping after limit results when limit > 0.
-func (ix *Index) Overlapping(name Name, limit int) []Owner {
+// (name's own owner included) and that keep accepts (nil accepts all),
+// stopping after limit results when limit > 0.
+func (ix *Index) Overlapping(name Name, limit int, keep func(Owner) bool) []Owner {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	var out []Owner
 	add := func(o *Owner) bool {
-		if o != nil && Overlaps(name, o.Name) {
+		if o != nil && Overlaps(name, o.Name) && (keep == nil || keep(*o)) {
 			out = append(out, *o)
 		}
 		return limit > 0 && len(out) >= limit

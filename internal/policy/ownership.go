@@ -65,22 +65,29 @@ func (e *Engine) checkHosts(req Request, h *hosted, tenant *Tenant, exempt bool,
 			continue
 		}
 		owned, conflict := false, false
-		for _, o := range ix.Overlapping(u.Name, 8) {
-			if o.Namespace == ns || o.Namespace == "" && o.Tenant != "" && o.Tenant == owner.Tenant {
-				if o.Name == u.Name && o.Namespace == ns {
-					owned = true
-					if objectMode && o.Object != nil && *o.Object != h.ref {
-						d.Violations = append(d.Violations, Violation{
-							Rule: RuleHostOwnership, Field: hostField(h, u), Value: u.Name.String(),
-							Message: fmt.Sprintf("host %q belongs to %s %q in this namespace: tenant %q gives each host to one object", u.Name, o.Object.Kind, o.Object.Name, tenant.Name),
-							Instead: fmt.Sprintf("add your paths to %s %q, or use another host.", o.Object.Kind, o.Object.Name),
-						})
-					}
-				}
+		if o, ok := ix.Owner(u.Name); ok && o.Namespace == ns && !o.Pending && !hosts.Conflicts(o, owner) {
+			owned = true
+		}
+		// Owners in the way: other namespaces, reservations (but one of this
+		// tenant for exactly this name, which the claim binds), and in
+		// Object mode other objects of this namespace.
+		inTheWay := func(o hosts.Owner) bool {
+			if o.Namespace == "" && o.Tenant != "" && o.Tenant == owner.Tenant && o.Name == u.Name {
+				return false
+			}
+			return hosts.Conflicts(o, owner)
+		}
+		for _, o := range ix.Overlapping(u.Name, 4, inTheWay) {
+			conflict = true
+			if o.Namespace == ns && o.Object != nil {
+				d.Violations = append(d.Violations, Violation{
+					Rule: RuleHostOwnership, Field: hostField(h, u), Value: u.Name.String(),
+					Message: fmt.Sprintf("host %q belongs to %s %q in this namespace: tenant %q gives each host to one object", o.Name, o.Object.Kind, o.Object.Name, owner.Tenant),
+					Instead: fmt.Sprintf("add your paths to %s %q, or use another host.", o.Object.Kind, o.Object.Name),
+				})
 				continue
 			}
 			d.Violations = append(d.Violations, e.ownershipViolation(u, o, h, tenant))
-			conflict = true
 		}
 		// A host owned elsewhere is never claimed, even when the conflict
 		// predates the guard and an update is let through.

@@ -154,13 +154,9 @@ func (s *Snapshot) Record(e *Engine, req Request) Decision {
 	if t := s.TenantOf(req.Namespace); t != nil {
 		owner.Tenant = t.Name
 	}
+	inTheWay := func(o hosts.Owner) bool { return hosts.Conflicts(o, owner) }
 	for _, u := range uses {
-		free := true
-		for _, o := range s.index.Overlapping(u.Name, 0) {
-			if o.Namespace != req.Namespace {
-				free = false
-			}
-		}
+		free := len(s.index.Overlapping(u.Name, 1, inTheWay)) == 0
 		if _, owned := s.index.Owner(u.Name); free && !owned {
 			o := owner
 			o.Name = u.Name
