@@ -28,6 +28,7 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=hc
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.contains('.sha256-') ? size(self.spec.host) > 240 : self.metadata.name == (self.spec.match == 'Exact' ? 'host.' : (self.spec.match == 'SingleLabel' ? 'wildcard.' : 'wildcard-any.')) + (self.spec.host.startsWith('*.') ? self.spec.host.substring(2) : self.spec.host)",message="the name of a HostClaim is derived from its host: host.<name> (Exact), wildcard.<suffix> (SingleLabel) or wildcard-any.<suffix> (AnyDepth)"
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.host`
 // +kubebuilder:printcolumn:name="Match",type=string,JSONPath=`.spec.match`,priority=1

@@ -137,3 +137,22 @@ func write(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+func TestInstallKeepsCertificatesInCertDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	first, errOut, code := run(t, "", "install", "--image", "registry.example.com/tenantguard:test", "--cert-dir", dir)
+	if code != 0 {
+		t.Fatalf("install: %d %s", code, errOut)
+	}
+	second, _, _ := run(t, "", "install", "--image", "registry.example.com/tenantguard:test", "--cert-dir", dir)
+	if first != second {
+		t.Fatal("with --cert-dir, a second install must render the same certificate and caBundle")
+	}
+	third, _, _ := run(t, "", "install", "--image", "registry.example.com/tenantguard:test")
+	if third == first {
+		t.Fatal("without --cert-dir, install makes a new certificate")
+	}
+	if _, errOut, code := run(t, "", "install"); code != 2 || !strings.Contains(errOut, "--image") {
+		t.Fatalf("install without an image: %d %s", code, errOut)
+	}
+}

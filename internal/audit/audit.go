@@ -51,6 +51,10 @@ var judged = []kind{
 	k(kinds.GatewayV1, "HTTPRoute", func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }),
 	k(kinds.GatewayV1, "GRPCRoute", func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }),
 	k(kinds.GatewayV1, "TLSRoute", func() client.ObjectList { return &gatewayv1.TLSRouteList{} }),
+	k(kinds.GatewayV1, "TCPRoute", func() client.ObjectList { return &gatewayv1.TCPRouteList{} }),
+	k(kinds.GatewayV1, "UDPRoute", func() client.ObjectList { return &gatewayv1.UDPRouteList{} }),
+	k(kinds.GatewayV1, "Gateway", func() client.ObjectList { return &gatewayv1.GatewayList{} }),
+	k(kinds.GatewayV1, "ListenerSet", func() client.ObjectList { return &gatewayv1.ListenerSetList{} }),
 	k(corev1.SchemeGroupVersion, "Service", func() client.ObjectList { return &corev1.ServiceList{} }),
 	k(corev1.SchemeGroupVersion, "Pod", func() client.ObjectList { return &corev1.PodList{} }),
 	k(corev1.SchemeGroupVersion, "ReplicationController", func() client.ObjectList { return &corev1.ReplicationControllerList{} }),
@@ -112,9 +116,10 @@ func Run(ctx context.Context, c client.Reader, engine *policy.Engine) (Result, e
 		}
 		for _, o := range objs {
 			obj := o.(client.Object)
-			// An object a controller made (a ReplicaSet of a Deployment, a
-			// Pod of a ReplicaSet) repeats its owner's findings.
-			if metav1Controller(obj) {
+			// An object a workload controller made (a ReplicaSet of a
+			// Deployment, a Pod of a ReplicaSet) repeats its owner's
+			// findings. Objects of other controllers (operators) are audited.
+			if ownedByAuditedWorkload(obj) {
 				continue
 			}
 			items = append(items, item{kd.gvk, obj})
@@ -136,9 +141,19 @@ func (r *Result) add(kind, namespace, name string, d policy.Decision) {
 	r.Findings = append(r.Findings, d.Findings(kind, namespace, name)...)
 }
 
-func metav1Controller(obj client.Object) bool {
+// workloads are the audited kinds whose controllers make pods or other
+// workloads from a template the audit already judges.
+var workloads = map[schema.GroupKind]bool{
+	{Group: "apps", Kind: "Deployment"}: true, {Group: "apps", Kind: "ReplicaSet"}: true,
+	{Group: "apps", Kind: "StatefulSet"}: true, {Group: "apps", Kind: "DaemonSet"}: true,
+	{Group: "batch", Kind: "Job"}: true, {Group: "batch", Kind: "CronJob"}: true,
+	{Group: "", Kind: "ReplicationController"}: true,
+}
+
+func ownedByAuditedWorkload(obj client.Object) bool {
 	for _, ref := range obj.GetOwnerReferences() {
-		if ref.Controller != nil && *ref.Controller {
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		if err == nil && ref.Controller != nil && *ref.Controller && workloads[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}] {
 			return true
 		}
 	}

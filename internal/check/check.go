@@ -86,6 +86,10 @@ func Run(opts Options, tenants, cluster, bundle []manifest.Object) (Result, erro
 			continue
 		}
 		res.Checked++
+		if f, ok := adminOnly(o, req, opts); ok {
+			res.Findings = append(res.Findings, f)
+			continue
+		}
 		d := view.Apply(opts.Engine, req)
 		if d.Allowed() {
 			existing[key(o, req)] = req.Object
@@ -95,6 +99,26 @@ func Run(opts Options, tenants, cluster, bundle []manifest.Object) (Result, erro
 		}
 	}
 	return res, nil
+}
+
+// adminOnly refuses Tenants and HostClaims in a bundle applied by someone
+// who is not a cluster admin: in a cluster RBAC would refuse them, and
+// here they would rewrite the rules the rest of the bundle is checked
+// against.
+func adminOnly(o manifest.Object, req policy.Request, opts Options) (Finding, bool) {
+	switch o.Object.(type) {
+	case *v1alpha1.Tenant, *v1alpha1.HostClaim:
+	default:
+		return Finding{}, false
+	}
+	if opts.Engine.IsAdmin(opts.User) {
+		return Finding{}, false
+	}
+	return Finding{File: o.File, Line: o.Line, Finding: policy.Finding{Kind: o.GVK.Kind, Name: req.Name, Violation: policy.Violation{
+		Rule: policy.RuleAdminOnly, Field: "kind",
+		Message: fmt.Sprintf("a %s changes the rules every tenant is held to; only cluster admins may create one, and it is not applied to this check", o.GVK.Kind),
+		Instead: "give existing Tenants with --tenants, and the cluster's claims with --cluster; or check as an admin (--group system:masters).",
+	}}}, true
 }
 
 // request builds the policy request for o: a CREATE, or an UPDATE when an

@@ -112,3 +112,45 @@ func TestDefaultNamespaceAndTenantsMustBeTenants(t *testing.T) {
 		t.Fatal("a ConfigMap in --tenants must be an error")
 	}
 }
+
+func TestBundleCannotRewriteTheRules(t *testing.T) {
+	opts := check.Options{Engine: policy.NewEngine(config.Default()), User: policy.User{Name: "ci"}}
+	widen := `apiVersion: tenantguard.dev/v1alpha1
+kind: Tenant
+metadata: {name: p2}
+spec:
+  namespaces: [p2]
+  ingress: {allowedHosts: ["*.org"]}
+`
+	claim := `apiVersion: tenantguard.dev/v1alpha1
+kind: HostClaim
+metadata: {name: host.a.example.org}
+spec: {host: a.example.org, match: Exact, namespace: p2}
+`
+	res, err := check.Run(opts, parse(t, tenants), nil, parse(t, widen, claim, ingress("p2", "x", "a.example.org", "/")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rules(res), "/p2:admin-only /host.a.example.org:admin-only p2/x:host-allowlist"; got != want {
+		t.Fatalf("findings %q, want %q", got, want)
+	}
+	// As an admin, the bundle's Tenant applies.
+	opts.User.Groups = []string{"system:masters"}
+	res, err = check.Run(opts, parse(t, tenants), nil, parse(t, widen, ingress("p2", "x", "a.example.org", "/")))
+	if err != nil || len(res.Findings) != 0 {
+		t.Fatalf("admin bundle: %v %v", res.Findings, err)
+	}
+}
+
+func TestOlderGatewayVersionsAreChecked(t *testing.T) {
+	opts := check.Options{Engine: policy.NewEngine(config.Default())}
+	route := "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: HTTPRoute\nmetadata: {name: r, namespace: p2}\nspec: {hostnames: [shop.example.com]}\n"
+	tls := "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata: {name: t, namespace: p2}\nspec: {hostnames: [www.example.org]}\n"
+	res, err := check.Run(opts, parse(t, tenants), parse(t, ingress("p1", "shop", "shop.example.com", "/")), parse(t, route, tls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rules(res), "p2/r:host-ownership p2/t:host-allowlist"; got != want || res.Skipped != 0 {
+		t.Fatalf("findings %q (skipped %d), want %q", got, res.Skipped, want)
+	}
+}

@@ -46,9 +46,12 @@ type Config struct {
 	ExemptGroups []string `json:"exemptGroups,omitempty"`
 	ExemptUsers  []string `json:"exemptUsers,omitempty"`
 
-	// InternalLoadBalancerAnnotations are the annotations that make a cloud
-	// load balancer internal; any one of them admits a LoadBalancer Service
-	// in InternalOnly mode. Default: Azure, AWS and GCP (see Default).
+	// InternalLoadBalancerAnnotations are the annotations that make a load
+	// balancer internal on this cluster's cloud; any one of them admits a
+	// LoadBalancer Service in InternalOnly mode. List only your cloud's: the
+	// Azure provider ignores AWS's annotation and makes the load balancer
+	// public. Default: Azure's
+	// (service.beta.kubernetes.io/azure-load-balancer-internal: "true").
 	InternalLoadBalancerAnnotations []Annotation `json:"internalLoadBalancerAnnotations,omitempty"`
 
 	// HostAnnotations are Ingress annotations through which a controller
@@ -67,6 +70,10 @@ type Config struct {
 	// without losing its host. Default: 2m.
 	ClaimGracePeriod Duration `json:"claimGracePeriod,omitempty"`
 
+	// MaxHostsPerObject bounds the hosts one Ingress, route or Gateway may
+	// name: each new host costs the webhook a few API calls. Default: 100.
+	MaxHostsPerObject int `json:"maxHostsPerObject,omitempty"`
+
 	// NonTenantFailurePolicy is the webhook failure policy for Ingresses and
 	// routes in namespaces that belong to no tenant (Fail or Ignore).
 	// Tenant namespaces are always Fail. Default: Fail.
@@ -78,6 +85,16 @@ type Annotation struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
 }
+
+// The internal load balancer annotations of the clouds tenantguard knows.
+// Configure the one of your cloud.
+var (
+	AzureInternal = Annotation{Key: "service.beta.kubernetes.io/azure-load-balancer-internal", Value: "true"}
+	// AWSInternal is the AWS Load Balancer Controller's; the in-tree AWS
+	// provider reads service.beta.kubernetes.io/aws-load-balancer-internal.
+	AWSInternal = Annotation{Key: "service.beta.kubernetes.io/aws-load-balancer-scheme", Value: "internal"}
+	GCPInternal = Annotation{Key: "networking.gke.io/load-balancer-type", Value: "Internal"}
+)
 
 // Duration is a time.Duration written as "2m" in YAML.
 type Duration struct{ time.Duration }
@@ -127,12 +144,9 @@ func (c *Config) setDefaults() {
 		c.AdminGroups = []string{"system:masters"}
 	}
 	if c.InternalLoadBalancerAnnotations == nil {
-		c.InternalLoadBalancerAnnotations = []Annotation{
-			{Key: "service.beta.kubernetes.io/azure-load-balancer-internal", Value: "true"},
-			{Key: "service.beta.kubernetes.io/aws-load-balancer-internal", Value: "true"},
-			{Key: "service.beta.kubernetes.io/aws-load-balancer-scheme", Value: "internal"},
-			{Key: "networking.gke.io/load-balancer-type", Value: "Internal"},
-		}
+		// Azure's only: another cloud's annotation means nothing to the
+		// Azure cloud provider, which would make the load balancer public.
+		c.InternalLoadBalancerAnnotations = []Annotation{AzureInternal}
 	}
 	if c.HostAnnotations == nil {
 		c.HostAnnotations = []string{
@@ -142,6 +156,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClaimGracePeriod.Duration == 0 {
 		c.ClaimGracePeriod.Duration = 2 * time.Minute
+	}
+	if c.MaxHostsPerObject == 0 {
+		c.MaxHostsPerObject = 100
 	}
 	if c.NonTenantFailurePolicy == "" {
 		c.NonTenantFailurePolicy = "Fail"
@@ -186,9 +203,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("nonTenantFailurePolicy %q: want Fail or Ignore", c.NonTenantFailurePolicy)
 	}
 	for _, a := range c.InternalLoadBalancerAnnotations {
-		if a.Key == "" {
-			return fmt.Errorf("internalLoadBalancerAnnotations: an entry has no key")
+		if a.Key == "" || a.Value == "" {
+			return fmt.Errorf("internalLoadBalancerAnnotations: every entry needs a key and the value that makes the load balancer internal")
 		}
+	}
+	if c.MaxHostsPerObject < 0 {
+		return fmt.Errorf("maxHostsPerObject %d is negative", c.MaxHostsPerObject)
 	}
 	if c.ClaimGracePeriod.Duration < 0 {
 		return fmt.Errorf("claimGracePeriod %s is negative", c.ClaimGracePeriod)

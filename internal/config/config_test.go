@@ -15,7 +15,7 @@ func TestDefaults(t *testing.T) {
 	if !c.Excluded("kube-system") || !c.Excluded("tenantguard-system") || c.Excluded("default") {
 		t.Errorf("excluded namespaces: %v", c.ExcludedNamespaces)
 	}
-	if c.ClaimGracePeriod.Duration != 2*time.Minute || c.NonTenantFailurePolicy != "Fail" || len(c.InternalLoadBalancerAnnotations) != 4 {
+	if c.ClaimGracePeriod.Duration != 2*time.Minute || c.NonTenantFailurePolicy != "Fail" || len(c.InternalLoadBalancerAnnotations) != 1 || c.InternalLoadBalancerAnnotations[0] != config.AzureInternal {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -41,13 +41,14 @@ redactOwnerNamespace: true
 
 func TestParseRefuses(t *testing.T) {
 	tests := map[string]string{
-		"guardNamespce: x":                      "unknown field",
-		"claimGracePeriod: soon":                "2m",
-		"claimGracePeriod: -1s":                 "negative",
-		"nonTenantFailurePolicy: Maybe":         "Fail or Ignore",
-		"kind: Tenant":                          "GuardConfig",
-		"internalLoadBalancerAnnotations: [{}]": "no key",
-		"excludedNamespaces: {a: b}":            "cannot unmarshal",
+		"guardNamespce: x":                                         "unknown field",
+		"claimGracePeriod: soon":                                   "2m",
+		"claimGracePeriod: -1s":                                    "negative",
+		"nonTenantFailurePolicy: Maybe":                            "Fail or Ignore",
+		"kind: Tenant":                                             "GuardConfig",
+		"internalLoadBalancerAnnotations: [{}]":                    "needs a key and the value",
+		"internalLoadBalancerAnnotations: [{key: a, value: \"\"}]": "needs a key and the value",
+		"excludedNamespaces: {a: b}":                               "cannot unmarshal",
 	}
 	for in, want := range tests {
 		if _, err := config.Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -117,7 +118,10 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 
 	engine := policy.NewEngine(opts.Config)
 	view := policy.NewSnapshot()
-	hostKinds := servedHostKinds(ctx, mgr)
+	hostKinds, err := servedHostKinds(ctx, mgr.GetRESTMapper())
+	if err != nil {
+		return nil, err
+	}
 	feeder, err := feedView(ctx, mgr.GetCache(), hostKinds, engine, view)
 	if err != nil {
 		return nil, err
@@ -134,7 +138,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		registry = prometheus.NewRegistry()
 	}
 	handler := &webhook.Handler{
-		Engine: engine, View: view, Claimer: claimer,
+		Engine: engine, View: view, Claimer: claimer, Namespaces: direct,
 		WaitReady: feeder.waitSynced,
 		Metrics:   webhook.NewMetrics(registry),
 	}
@@ -176,6 +180,9 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	if err := mgr.Add(adopter); err != nil {
 		return nil, err
 	}
+	if err := mgr.Add(&kindWatch{mapper: mgr.GetRESTMapper(), watching: hostKinds, interval: 30 * time.Second}); err != nil {
+		return nil, err
+	}
 	return &Guard{mgr: mgr, feeder: feeder, view: view}, nil
 }
 
@@ -193,23 +200,69 @@ func (g *Guard) WaitReady(ctx context.Context) error {
 // View returns the guard's view of the cluster (for tests and benchmarks).
 func (g *Guard) View() *policy.Snapshot { return g.view }
 
-// servedHostKinds are Ingress and the Gateway API routes the cluster
-// serves; the routes are passed over, with a log line, where the Gateway
-// API is not installed.
-func servedHostKinds(ctx context.Context, mgr manager.Manager) []controller.HostKind {
-	all := []controller.HostKind{
+// allHostKinds are the kinds whose objects use hosts: Ingress, the Gateway
+// API routes with hostnames, and Gateways and ListenerSets (their
+// listeners' hostnames).
+func allHostKinds() []controller.HostKind {
+	gw := func(kind string, obj client.Object, list func() client.ObjectList) controller.HostKind {
+		return controller.HostKind{GVK: kinds.GatewayV1.WithKind(kind), Object: obj, NewList: list}
+	}
+	return []controller.HostKind{
 		{GVK: networkingv1.SchemeGroupVersion.WithKind("Ingress"), Object: &networkingv1.Ingress{}, NewList: func() client.ObjectList { return &networkingv1.IngressList{} }},
-		{GVK: kinds.GatewayV1.WithKind("HTTPRoute"), Object: &gatewayv1.HTTPRoute{}, NewList: func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }},
-		{GVK: kinds.GatewayV1.WithKind("GRPCRoute"), Object: &gatewayv1.GRPCRoute{}, NewList: func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }},
-		{GVK: kinds.GatewayV1.WithKind("TLSRoute"), Object: &gatewayv1.TLSRoute{}, NewList: func() client.ObjectList { return &gatewayv1.TLSRouteList{} }},
+		gw("HTTPRoute", &gatewayv1.HTTPRoute{}, func() client.ObjectList { return &gatewayv1.HTTPRouteList{} }),
+		gw("GRPCRoute", &gatewayv1.GRPCRoute{}, func() client.ObjectList { return &gatewayv1.GRPCRouteList{} }),
+		gw("TLSRoute", &gatewayv1.TLSRoute{}, func() client.ObjectList { return &gatewayv1.TLSRouteList{} }),
+		gw("Gateway", &gatewayv1.Gateway{}, func() client.ObjectList { return &gatewayv1.GatewayList{} }),
+		gw("ListenerSet", &gatewayv1.ListenerSet{}, func() client.ObjectList { return &gatewayv1.ListenerSetList{} }),
 	}
+}
+
+// servedHostKinds are the host kinds the cluster serves; the Gateway API
+// kinds are passed over, with a log line, where it is not installed. Any
+// other discovery error is returned: guarding a kind without watching it
+// would release its hosts while they are in use.
+func servedHostKinds(ctx context.Context, mapper meta.RESTMapper) ([]controller.HostKind, error) {
 	var out []controller.HostKind
-	for _, k := range all {
-		if !served(mgr.GetRESTMapper(), k.GVK) {
+	for _, k := range allHostKinds() {
+		_, err := mapper.RESTMapping(k.GVK.GroupKind(), k.GVK.Version)
+		switch {
+		case meta.IsNoMatchError(err):
 			ctrl.LoggerFrom(ctx).Info("kind not served by the cluster; its hosts are not guarded", "kind", k.GVK.String())
-			continue
+		case err != nil:
+			return nil, fmt.Errorf("discover %s: %w", k.GVK.Kind, err)
+		default:
+			out = append(out, k)
 		}
-		out = append(out, k)
 	}
-	return out
+	return out, nil
+}
+
+// kindWatch ends the guard when the set of served host kinds changes (the
+// Gateway API installed or removed after it started), so that it restarts
+// and watches what the cluster now serves. Without it, the hosts of a
+// newly served kind would be claimed by the webhook and released by the
+// controller, which cannot see their users.
+type kindWatch struct {
+	mapper   meta.RESTMapper
+	watching []controller.HostKind
+	interval time.Duration
+}
+
+func (k *kindWatch) NeedLeaderElection() bool { return false }
+
+func (k *kindWatch) Start(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(k.interval):
+		}
+		now, err := servedHostKinds(ctx, k.mapper)
+		if err != nil {
+			continue // a passing discovery error; look again later
+		}
+		if len(now) != len(k.watching) {
+			return fmt.Errorf("the cluster now serves %d of the host kinds, not %d (Gateway API installed or removed): restarting to watch them", len(now), len(k.watching))
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -113,12 +112,6 @@ func (f *viewFeeder) waitSynced(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// served reports whether the cluster serves a kind.
-func served(mapper meta.RESTMapper, gvk schema.GroupVersionKind) bool {
-	_, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	return err == nil
 }
 
 func objectKey(gvk schema.GroupVersionKind, o client.Object) hosts.ObjectKey {

@@ -263,6 +263,13 @@ func TestClaimer(t *testing.T) {
 			t.Fatalf("the update should have a later resource version (%s vs %s)", hc.ResourceVersion, created)
 		}
 	})
+	t.Run("a claim's name must be derived from its host", func(t *testing.T) {
+		hc := hosts.NewClaim(hosts.MustParse("shop.example.com", exact), hosts.Owner{Tenant: "t1", Reserved: true})
+		hc.Name = "reserve-shop"
+		if err := c.Create(ctx, hc); err == nil || !strings.Contains(err.Error(), "derived from its host") {
+			t.Fatalf("a claim named apart from its host would defeat the duplicate check: %v", err)
+		}
+	})
 	t.Run("names too long for readable claim names", func(t *testing.T) {
 		label := strings.Repeat("x", 60)
 		long := hosts.MustParse("a."+strings.Repeat(label+".", 4)+"com", exact) // 249 characters

@@ -43,6 +43,9 @@ type Options struct {
 	Replicas int32
 	// CertValidity of the generated serving certificate.
 	CertValidity time.Duration
+	// Certificates, if set, are used instead of new ones, so that applying
+	// the output again changes neither the certificate nor the caBundle.
+	Certificates *webhook.Certificates
 }
 
 const name = "tenantguard"
@@ -58,8 +61,7 @@ func Render(opts Options) ([]client.Object, error) {
 	if opts.Replicas < 1 {
 		return nil, fmt.Errorf("replicas must be at least 1 (2 or more keep admission available during a rollout)")
 	}
-	svcHost := fmt.Sprintf("%s.%s.svc", name, ns)
-	certs, err := webhook.SelfSignedCertificates([]string{svcHost, svcHost + ".cluster.local", name + "." + ns}, []net.IP(nil), opts.CertValidity)
+	certs, err := Certificates(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +92,7 @@ func Render(opts Options) ([]client.Object, error) {
 			{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"tenants"}, Verbs: all},
 			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: all},
 			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: all},
-			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes", "grpcroutes", "tlsroutes"}, Verbs: all},
+			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes", "grpcroutes", "tlsroutes", "gateways", "listenersets"}, Verbs: all},
 			// Host ownership.
 			{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"hostclaims"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 			{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"hostclaims/status"}, Verbs: []string{"get", "update", "patch"}},
@@ -127,6 +129,16 @@ func Render(opts Options) ([]client.Object, error) {
 	})
 	objs = append(objs, vwc)
 	return objs, nil
+}
+
+// Certificates returns opts.Certificates, or new ones for the guard's
+// Service.
+func Certificates(opts Options) (webhook.Certificates, error) {
+	if opts.Certificates != nil {
+		return *opts.Certificates, nil
+	}
+	svcHost := fmt.Sprintf("%s.%s.svc", name, opts.Config.GuardNamespace)
+	return webhook.SelfSignedCertificates([]string{svcHost, svcHost + ".cluster.local", name + "." + opts.Config.GuardNamespace}, []net.IP(nil), opts.CertValidity)
 }
 
 func deployment(opts Options, om metav1.ObjectMeta, selector, labels map[string]string) *appsv1.Deployment {

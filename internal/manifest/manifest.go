@@ -238,6 +238,18 @@ func decodeDocument(file string, line int, data []byte) ([]Object, error) {
 	obj, _, err := kinds.DecodeStrict(js)
 	var unknown *kinds.UnknownKindError
 	switch {
+	case errors.As(err, &unknown) && gvk.Group == kinds.GatewayV1.Group && gvk.Version != kinds.GatewayV1.Version:
+		// An older Gateway API version of a kind with rules: judge it as v1,
+		// whose host fields it shares, rather than pass over it.
+		u.SetAPIVersion(kinds.GatewayV1.String())
+		v1, err := u.MarshalJSON()
+		if err != nil {
+			return nil, &Error{File: file, Line: line, Err: err}
+		}
+		if obj, _, err := kinds.Decode(v1); err == nil {
+			return []Object{{File: file, Line: line, GVK: kinds.GatewayV1.WithKind(gvk.Kind), Object: obj}}, nil
+		}
+		return []Object{{File: file, Line: line, GVK: gvk}}, nil
 	case errors.As(err, &unknown):
 		return []Object{{File: file, Line: line, GVK: gvk}}, nil
 	case err != nil:

@@ -73,7 +73,7 @@ func TestHostOwnership(t *testing.T) {
 			{manifest: ingress("p1", "b", "a.p1.example.com", "/"), rules: path, contains: `Ingress "a"`},
 			{manifest: ingress("p1", "acme", "a.p1.example.com", "/.well-known/acme-challenge/x")},
 			{manifest: ingress("p1", "c", "A.P1.example.com.", "/"), rules: path},
-			{manifest: ingress("p1", "canary", "a.p1.example.com", "/", "metadata:{name: canary, namespace: p1, annotations: {nginx.ingress.kubernetes.io/canary: 'true'}}")},
+			{manifest: ingress("p1", "canary", "a.p1.example.com", "/", "metadata:{name: canary, namespace: p1, annotations: {nginx.ingress.kubernetes.io/canary: 'True'}}")},
 		},
 		"trailing slash on a prefix is the same path": {
 			{manifest: ingress("p1", "a", "a.p1.example.com", "/api")},
@@ -96,6 +96,10 @@ func TestHostOwnership(t *testing.T) {
 		"host first, then the wildcard": {
 			{manifest: ingress("p2", "x", "x.shared.example.com", "/")},
 			{manifest: ingress("p1", "w", "*.shared.example.com", "/"), rules: own},
+		},
+		"a gateway listener cannot take a route's host": {
+			{manifest: route("HTTPRoute", "p1", "shop", "shop.example.com")},
+			{manifest: "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: p2}\nspec: {gatewayClassName: c, listeners: [{name: a, port: 443, protocol: HTTPS, hostname: 'shop.example.com'}]}", rules: own},
 		},
 		"gateway wildcard matches any depth": {
 			{manifest: route("HTTPRoute", "p1", "w", "*.shared.example.com")},
@@ -163,8 +167,24 @@ func TestHostRulesForTenants(t *testing.T) {
 		{name: "route without hostnames", manifest: route("HTTPRoute", "p1", "r"), rules: []policy.Rule{policy.RuleCatchAll}, field: "spec.hostnames"},
 		{name: "route with allowed hostname", manifest: route("HTTPRoute", "p1", "r", "a.p1.example.com")},
 		{name: "non-tenant namespace may use any valid host", manifest: ingress("default", "i", "anything.example.org", "/")},
+		{name: "gateway listener hostnames count", manifest: "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: p1}\nspec: {gatewayClassName: c, listeners: [{name: a, port: 443, protocol: HTTPS, hostname: 'x.p2.example.com'}]}",
+			rules: []policy.Rule{policy.RuleHostAllowlist}, field: "spec.listeners[0].hostname"},
+		{name: "gateway listener without hostname", manifest: "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: p1}\nspec: {gatewayClassName: c, listeners: [{name: a, port: 80, protocol: HTTP}]}",
+			rules: []policy.Rule{policy.RuleCatchAll}},
+		{name: "TCP route takes a whole port", manifest: "apiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {name: t, namespace: p1}\nspec: {rules: [{backendRefs: [{name: db, port: 5432}]}]}",
+			rules: []policy.Rule{policy.RuleCatchAll}},
 	}
 	runCases(t, engine, view, cases)
+}
+
+func TestHostLimit(t *testing.T) {
+	cfg := config.Default()
+	cfg.MaxHostsPerObject = 2
+	aliases := "metadata:{name: many, namespace: p1, annotations: {nginx.ingress.kubernetes.io/server-alias: 'b.p1.example.com,c.p1.example.com'}}"
+	d := policy.NewEngine(cfg).Evaluate(request(t, policy.Create, ingress("p1", "many", "a.p1.example.com", "/", aliases), ""), fixture(t))
+	if len(d.Violations) != 1 || d.Violations[0].Rule != policy.RuleHostLimit || len(d.Claims) != 0 {
+		t.Fatalf("three hosts over a limit of two: %v, claims %v", d.Violations, d.Claims)
+	}
 }
 
 func TestHostUpdateKeepsPreexistingConflict(t *testing.T) {

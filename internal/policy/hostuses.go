@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -69,8 +70,59 @@ func (e *Engine) hosted(obj runtime.Object, namespace string) (*hosted, bool) {
 		return routeHosts(namespace, o.Name, "GRPCRoute", o.Spec.Hostnames, []string{"/"}), true
 	case *gatewayv1.TLSRoute:
 		return routeHosts(namespace, o.Name, "TLSRoute", o.Spec.Hostnames, []string{"/"}), true
+	case *gatewayv1.Gateway:
+		hostnames := make([]*gatewayv1.Hostname, len(o.Spec.Listeners))
+		for i, l := range o.Spec.Listeners {
+			hostnames[i] = l.Hostname
+		}
+		return listenerHosts(namespace, o.Name, "Gateway", hostnames), true
+	case *gatewayv1.ListenerSet:
+		hostnames := make([]*gatewayv1.Hostname, len(o.Spec.Listeners))
+		for i, l := range o.Spec.Listeners {
+			hostnames[i] = l.Hostname
+		}
+		return listenerHosts(namespace, o.Name, "ListenerSet", hostnames), true
+	case *gatewayv1.TCPRoute:
+		return portRoute(o.Name, "TCPRoute"), true
+	case *gatewayv1.UDPRoute:
+		return portRoute(o.Name, "UDPRoute"), true
 	}
 	return nil, false
+}
+
+// listenerHosts are the hostnames of a Gateway's or ListenerSet's
+// listeners. Like an Ingress's TLS hosts, they serve certificates and
+// accept traffic for the host, so they count as using it (with no path);
+// a listener without hostname accepts every host on its port.
+func listenerHosts(namespace, name, kind string, hostnames []*gatewayv1.Hostname) *hosted {
+	h := &hosted{ref: v1alpha1.ObjectReference{Group: gatewayv1.GroupName, Kind: kind, Name: name}}
+	b := &usesBuilder{h: h, ns: namespace, index: map[hosts.Name]int{}}
+	for i, hn := range hostnames {
+		field := fmt.Sprintf("spec.listeners[%d].hostname", i)
+		if hn == nil || *hn == "" {
+			h.catchAll = append(h.catchAll, Violation{
+				Rule: RuleCatchAll, Field: field,
+				Message: fmt.Sprintf("a %s listener without hostname accepts every host name on its port, other tenants' included", kind),
+				Instead: "set the listener's hostname to one of your hosts.",
+			})
+			continue
+		}
+		b.add(string(*hn), field, v1alpha1.HostMatchAnyDepth, nil, false)
+	}
+	return h
+}
+
+// portRoute is a TCPRoute or UDPRoute: it has no hostnames and takes every
+// connection on the port of the listeners it attaches to.
+func portRoute(name, kind string) *hosted {
+	return &hosted{
+		ref: v1alpha1.ObjectReference{Group: gatewayv1.GroupName, Kind: kind, Name: name},
+		catchAll: []Violation{{
+			Rule: RuleCatchAll, Field: "spec.parentRefs",
+			Message: fmt.Sprintf("a %s takes every connection on the port of the listeners it attaches to, whoever they were meant for", kind),
+			Instead: "use an HTTPRoute, GRPCRoute or TLSRoute with your hostnames, or ask the platform team for a dedicated listener.",
+		}},
+	}
 }
 
 // usesBuilder merges the hosts named in several places of one object.
@@ -110,7 +162,8 @@ func (b *usesBuilder) add(raw, field string, match v1alpha1.HostMatch, paths []s
 func (e *Engine) ingressHosts(ing *networkingv1.Ingress, namespace string) *hosted {
 	h := &hosted{ref: v1alpha1.ObjectReference{Group: "networking.k8s.io", Kind: "Ingress", Name: ing.Name}, isIngress: true}
 	b := &usesBuilder{h: h, ns: namespace, index: map[hosts.Name]int{}}
-	canary := ing.Annotations[CanaryAnnotation] == "true"
+	// ingress-nginx reads the annotation with strconv.ParseBool.
+	canary, _ := strconv.ParseBool(ing.Annotations[CanaryAnnotation])
 	switch {
 	case ing.Spec.IngressClassName != nil:
 		h.class, h.classField = *ing.Spec.IngressClassName, "spec.ingressClassName"

@@ -10,7 +10,7 @@ import (
 // admins and the guard itself may set, change or remove it, so a tenant
 // cannot move a namespace into another tenant or out of tenancy.
 func (e *Engine) checkNamespace(req Request, ns *corev1.Namespace) []Violation {
-	if e.isAdmin(req.User) {
+	if e.IsAdmin(req.User) {
 		return nil
 	}
 	newValue, newSet := ns.Labels[tenantLabel]

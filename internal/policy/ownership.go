@@ -58,6 +58,14 @@ func (e *Engine) checkHosts(req Request, h *hosted, tenant *Tenant, exempt bool,
 		owner.Object = &ref
 	}
 	d.ClaimOwner = owner
+	if len(h.uses) > e.cfg.MaxHostsPerObject {
+		d.Violations = append(d.Violations, Violation{
+			Rule: RuleHostLimit, Field: "spec", Value: fmt.Sprint(len(h.uses)),
+			Message: fmt.Sprintf("the object names %d hosts; at most %d are allowed in one object", len(h.uses), e.cfg.MaxHostsPerObject),
+			Instead: "split the hosts over several objects, or use a wildcard from your allowlist.",
+		})
+		return
+	}
 	ix := view.Hosts()
 	for _, u := range h.uses {
 		if tenant != nil && !tenant.hosts.Allows(u.Name) {

@@ -81,6 +81,8 @@ const (
 	RuleHostPath       Rule = "host-path-conflict"
 	RuleCatchAll       Rule = "catch-all"
 	RuleIngressClass   Rule = "ingress-class"
+	RuleAdminOnly      Rule = "admin-only"
+	RuleHostLimit      Rule = "host-limit"
 )
 
 // Violation is one thing wrong with an object.
@@ -243,8 +245,9 @@ func (e *Engine) exempt(u User) bool {
 	return false
 }
 
-// isAdmin reports whether user may change tenancy (namespace labels).
-func (e *Engine) isAdmin(u User) bool {
+// IsAdmin reports whether user may change tenancy: namespace labels,
+// Tenants, HostClaims.
+func (e *Engine) IsAdmin(u User) bool {
 	if u.Name == fmt.Sprintf("system:serviceaccount:%s:%s", e.cfg.GuardNamespace, e.cfg.GuardServiceAccount) {
 		return true
 	}

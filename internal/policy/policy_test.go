@@ -158,7 +158,8 @@ func TestServices(t *testing.T) {
 		{name: "internal load balancer allowed", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal)},
 		{name: "internal annotation with the wrong value", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", `service.beta.kubernetes.io/azure-load-balancer-internal: "false"`),
 			rules: []policy.Rule{policy.RuleLoadBalancer}},
-		{name: "AWS internal annotation allowed", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", `service.beta.kubernetes.io/aws-load-balancer-scheme: internal`)},
+		{name: "another cloud's internal annotation is public on Azure", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", `service.beta.kubernetes.io/aws-load-balancer-scheme: internal`),
+			rules: []policy.Rule{policy.RuleLoadBalancer}},
 		{name: "load balancer refused (Deny)", manifest: svc("p2", "{type: LoadBalancer, ports: [{port: 80}]}", internal),
 			rules: []policy.Rule{policy.RuleLoadBalancer}, field: "spec.type", contains: `tenant "project2"`},
 		{name: "node port refused", manifest: svc("p1", "{type: NodePort, ports: [{port: 80}]}"),
@@ -177,8 +178,24 @@ func TestServices(t *testing.T) {
 			old: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal), rules: []policy.Rule{policy.RuleLoadBalancer}},
 		{name: "update of a load balancer that predates the guard is kept", manifest: svc("p2", "{type: LoadBalancer, ports: [{port: 81}]}"),
 			old: svc("p2", "{type: LoadBalancer, ports: [{port: 80}]}")},
+		{name: "update making a kept internal load balancer public is refused", manifest: svc("p2", "{type: LoadBalancer, ports: [{port: 80}]}"),
+			old: svc("p2", "{type: LoadBalancer, ports: [{port: 80}]}", internal), rules: []policy.Rule{policy.RuleLoadBalancer}},
+		{name: "update opening another node port is refused", manifest: svc("p1", "{type: NodePort, ports: [{port: 80, nodePort: 30080}, {port: 81, nodePort: 30081}]}"),
+			old: svc("p1", "{type: NodePort, ports: [{port: 80, nodePort: 30080}]}"), rules: []policy.Rule{policy.RuleNodePort}},
+		{name: "update keeping the node ports of a kept NodePort", manifest: svc("p1", "{type: NodePort, selector: {a: b}, ports: [{port: 80, nodePort: 30080}]}"),
+			old: svc("p1", "{type: NodePort, ports: [{port: 80, nodePort: 30080}]}")},
 	}
 	runCases(t, engine, view, cases)
+}
+
+func TestInternalAnnotationsOfAnotherCloud(t *testing.T) {
+	cfg := config.Default()
+	cfg.InternalLoadBalancerAnnotations = []config.Annotation{config.AWSInternal}
+	d := policy.NewEngine(cfg).Evaluate(request(t, policy.Create, svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}",
+		`service.beta.kubernetes.io/aws-load-balancer-scheme: internal`), ""), fixture(t))
+	if !d.Allowed() {
+		t.Fatalf("configured for AWS, its internal annotation admits the Service: %v", d.Violations)
+	}
 }
 
 func TestServiceExemptUser(t *testing.T) {

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -25,7 +27,7 @@ func (e *Engine) checkService(svc *corev1.Service, t *Tenant) []Violation {
 	case corev1.ServiceTypeNodePort:
 		if !t.Spec.Services.AllowNodePort {
 			out = append(out, Violation{
-				Rule: RuleNodePort, Field: "spec.type", Value: string(svc.Spec.Type),
+				Rule: RuleNodePort, Field: "spec.type", Value: "NodePort " + nodePorts(svc),
 				Message: fmt.Sprintf("type NodePort opens a port on every node of the cluster, which tenant %q may not do", t.Name),
 				Instead: "use type ClusterIP and expose the Service through an Ingress or route on one of your hosts.",
 			})
@@ -43,15 +45,39 @@ func (e *Engine) checkService(svc *corev1.Service, t *Tenant) []Violation {
 	return out
 }
 
+// internal reports whether a Service carries one of the configured
+// internal load balancer annotations, with its value.
+func (e *Engine) internal(svc *corev1.Service) bool {
+	for _, a := range e.cfg.InternalLoadBalancerAnnotations {
+		if v, ok := svc.Annotations[a.Key]; ok && v == a.Value {
+			return true
+		}
+	}
+	return false
+}
+
+// nodePorts lists a Service's node ports, so that an update that opens
+// another one is not mistaken for one that keeps what was there.
+func nodePorts(svc *corev1.Service) string {
+	var ports []string
+	for _, p := range svc.Spec.Ports {
+		ports = append(ports, fmt.Sprintf("%d/%s", p.NodePort, p.Protocol))
+	}
+	sort.Strings(ports)
+	return strings.Join(ports, ",")
+}
+
 func (e *Engine) checkLoadBalancer(svc *corev1.Service, t *Tenant) []Violation {
+	exposure := "LoadBalancer, public"
+	if e.internal(svc) {
+		exposure = "LoadBalancer, internal"
+	}
 	switch t.Spec.Services.LoadBalancer {
 	case v1alpha1.LoadBalancerAllow:
 		return nil
 	case v1alpha1.LoadBalancerInternalOnly:
-		for _, a := range e.cfg.InternalLoadBalancerAnnotations {
-			if svc.Annotations[a.Key] == a.Value {
-				return nil
-			}
+		if e.internal(svc) {
+			return nil
 		}
 		want := "(none configured)"
 		if len(e.cfg.InternalLoadBalancerAnnotations) > 0 {
@@ -59,13 +85,13 @@ func (e *Engine) checkLoadBalancer(svc *corev1.Service, t *Tenant) []Violation {
 			want = fmt.Sprintf("%s: %q", a.Key, a.Value)
 		}
 		return []Violation{{
-			Rule: RuleLoadBalancer, Field: "metadata.annotations", Value: "public LoadBalancer",
+			Rule: RuleLoadBalancer, Field: "metadata.annotations", Value: exposure,
 			Message: fmt.Sprintf("type LoadBalancer without an internal load balancer annotation creates a public IP; tenant %q may only create internal load balancers", t.Name),
 			Instead: fmt.Sprintf("add the annotation %s (or another configured internal annotation for your cloud).", want),
 		}}
 	default:
 		return []Violation{{
-			Rule: RuleLoadBalancer, Field: "spec.type", Value: string(svc.Spec.Type),
+			Rule: RuleLoadBalancer, Field: "spec.type", Value: exposure,
 			Message: fmt.Sprintf("type LoadBalancer creates a cloud load balancer and IP address, which tenant %q may not create", t.Name),
 			Instead: "use type ClusterIP behind an Ingress or route on one of your hosts, or ask the platform team to allow internal load balancers (spec.services.loadBalancer: InternalOnly).",
 		}}

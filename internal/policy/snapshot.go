@@ -69,6 +69,14 @@ func (s *Snapshot) SetNamespace(name string, labels map[string]string) {
 	s.labels[name] = labels[v1alpha1.TenantLabel]
 }
 
+// KnowsNamespace reports whether the namespace's object has been recorded.
+func (s *Snapshot) KnowsNamespace(name string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.labels[name]
+	return ok
+}
+
 // DeleteNamespace forgets a namespace.
 func (s *Snapshot) DeleteNamespace(name string) {
 	s.mu.Lock()

@@ -100,3 +100,17 @@ func serial() *big.Int {
 	}
 	return n
 }
+
+// ReadCertificates reads tls.crt, tls.key and ca.crt from dir, as
+// WriteFiles writes them.
+func ReadCertificates(dir string) (Certificates, error) {
+	var c Certificates
+	for name, dst := range map[string]*[]byte{"tls.crt": &c.Cert, "tls.key": &c.Key, "ca.crt": &c.CACert} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return Certificates{}, err
+		}
+		*dst = data
+	}
+	return c, nil
+}

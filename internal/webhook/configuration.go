@@ -34,9 +34,12 @@ type ConfigurationOptions struct {
 //
 //   - tenants.tenantguard.dev: everything in tenant namespaces (those with
 //     the tenant label), failurePolicy Fail;
-//   - hosts.tenantguard.dev: Ingresses and routes in other namespaces, whose
+//   - hosts.tenantguard.dev: Ingresses, routes, Gateways and ListenerSets in
+//     other namespaces, whose
 //     hosts are owned too; failurePolicy from the configuration;
-//   - namespaces.tenantguard.dev: namespaces, to protect the tenant label;
+//   - namespaces.tenantguard.dev: namespaces (and their status and finalize
+//     subresources, which can change labels too), to protect the tenant
+//     label;
 //   - tenantobjects.tenantguard.dev: Tenant objects.
 //
 // The excluded namespaces (system namespaces and the guard's own) are left
@@ -80,7 +83,7 @@ func Configuration(cfg config.Config, opts ConfigurationOptions) *admissionregis
 	}
 	hostRules := []admissionregistrationv1.RuleWithOperations{
 		rule("networking.k8s.io", "v1", "ingresses"),
-		rule("gateway.networking.k8s.io", "v1", "httproutes", "grpcroutes", "tlsroutes"),
+		rule("gateway.networking.k8s.io", "v1", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes", "gateways", "listenersets"),
 	}
 	tenantRules := append([]admissionregistrationv1.RuleWithOperations{
 		rule("", "v1", "services", "pods", "pods/ephemeralcontainers", "replicationcontrollers", "podtemplates"),
@@ -107,7 +110,7 @@ func Configuration(cfg config.Config, opts ConfigurationOptions) *admissionregis
 			AdmissionReviewVersions: []string{"v1"},
 		}
 	}
-	namespaces := hook("namespaces.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule("", "v1", "namespaces")},
+	namespaces := hook("namespaces.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule("", "v1", "namespaces", "namespaces/status", "namespaces/finalize")},
 		&metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{notExcluded}}, &fail, &none)
 	namespaces.MatchConditions = namespaceConditions(cfg)
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -28,6 +30,10 @@ type Handler struct {
 	View *policy.Snapshot
 	// Claimer records new hosts; it must read from the API server.
 	Claimer *hosts.Claimer
+	// Namespaces reads a namespace the view does not know yet (created a
+	// moment ago, ahead of the informer), so that its tenant label is never
+	// missed. It must read from the API server.
+	Namespaces client.Reader
 	// WaitReady blocks until View reflects the cluster (informers synced),
 	// or ctx ends.
 	WaitReady func(ctx context.Context) error
@@ -65,6 +71,14 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 
+	namespaced := preq.Namespace != "" && !(preq.Kind.Group == "" && preq.Kind.Kind == "Namespace")
+	if namespaced && h.Namespaces != nil && !h.View.KnowsNamespace(preq.Namespace) {
+		ns := &corev1.Namespace{}
+		if err := h.Namespaces.Get(ctx, client.ObjectKey{Name: preq.Namespace}, ns); err != nil {
+			return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("tenantguard cannot read namespace %q: %w; retry", preq.Namespace, err))
+		}
+		h.View.SetNamespace(ns.Name, ns.Labels)
+	}
 	d := h.Engine.Evaluate(preq, h.View)
 	if !d.Allowed() {
 		h.Metrics.recordViolations(d.Violations)

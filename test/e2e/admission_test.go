@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -168,4 +169,49 @@ func TestTenantObjectsAreValidated(t *testing.T) {
 		Ingress:    v1alpha1.IngressPolicy{AllowedHostPatterns: []string{"("}},
 	}}
 	refused(t, admin.Create(ctx, bad), "kube-system", "allowed host pattern")
+}
+
+// TestNewNamespaceIsGuardedAtOnce creates a tenant namespace and at once a
+// NodePort in it, before the guard's informer may have seen the namespace.
+func TestNewNamespaceIsGuardedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	tenant(t, v1alpha1.TenantSpec{Namespaces: []string{"fresh-0"}}, "fresh")
+	for i := 1; i <= 5; i++ {
+		ns := fmt.Sprintf("fresh-%d", i)
+		namespace(t, ns, "fresh")
+		refused(t, admin.Create(ctx, service(ns, "np", corev1.ServiceTypeNodePort, nil)), "rule service-node-port")
+	}
+}
+
+// TestNamespaceStatusCannotMoveTheLabel: the status and finalize
+// subresources of a namespace can change its labels too.
+func TestNamespaceStatusCannotMoveTheLabel(t *testing.T) {
+	ctx := context.Background()
+	tenant(t, v1alpha1.TenantSpec{Namespaces: []string{"st-a"}}, "st-tenant")
+	cr := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "namespace-status-editor"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}},
+			{APIGroups: []string{""}, Resources: []string{"namespaces/status", "namespaces/finalize"}, Verbs: []string{"update", "patch"}},
+		},
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "st-namespace-status-editor"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "status-editor"}},
+	}
+	for _, o := range []client.Object{cr, crb} {
+		if err := admin.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	editor := userClient(t, "status-editor")
+	ns := &corev1.Namespace{}
+	eventually(t, func() error { return editor.Get(ctx, client.ObjectKey{Name: "st-a"}, ns) })
+	moved := ns.DeepCopy()
+	moved.Labels[v1alpha1.TenantLabel] = "elsewhere"
+	refused(t, editor.Status().Update(ctx, moved), "tenant label")
+	out := ns.DeepCopy()
+	delete(out.Labels, v1alpha1.TenantLabel)
+	refused(t, editor.SubResource("finalize").Update(ctx, out), "tenant label")
 }
