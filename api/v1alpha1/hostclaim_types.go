@@ -115,4 +115,3 @@ type HostClaimList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []HostClaim `json:"items"`
 }
-
