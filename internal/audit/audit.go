@@ -17,10 +17,12 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/hosts"
 	"github.com/tenantguard/tenantguard/internal/kinds"
 	"github.com/tenantguard/tenantguard/internal/policy"
 )
@@ -95,6 +97,7 @@ func Run(ctx context.Context, c client.Reader, engine *policy.Engine) (Result, e
 	for i := range claims.Items {
 		view.Record(engine, policy.Request{Object: &claims.Items[i]})
 	}
+	res.Findings = append(res.Findings, overlappingClaims(claims.Items)...)
 
 	type item struct {
 		gvk schema.GroupVersionKind
@@ -135,6 +138,42 @@ func Run(ctx context.Context, c client.Reader, engine *policy.Engine) (Result, e
 		res.add(it.gvk.Kind, req.Namespace, req.Name, view.Record(engine, req))
 	}
 	return res, nil
+}
+
+// overlappingClaims reports claims of different owners whose names
+// overlap: the guard's claimer never leaves two, but an admin can write
+// them by hand. Each pair is reported once, on the newer claim.
+func overlappingClaims(claims []v1alpha1.HostClaim) []policy.Finding {
+	ix := hosts.NewIndex()
+	byName := map[string]*v1alpha1.HostClaim{}
+	for i := range claims {
+		o := hosts.OwnerOf(&claims[i])
+		ix.SetOwner(o)
+		byName[hosts.ClaimName(o.Name)] = &claims[i]
+	}
+	var out []policy.Finding
+	for i := range claims {
+		a := &claims[i]
+		oa := hosts.OwnerOf(a)
+		others := ix.Overlapping(oa.Name, 0, func(o hosts.Owner) bool { return o.Name != oa.Name && hosts.Conflicts(o, oa) })
+		for _, ob := range others {
+			b := byName[hosts.ClaimName(ob.Name)]
+			if b == nil {
+				continue
+			}
+			newer, err := resourceversion.CompareResourceVersion(hosts.CreateRevision(a), hosts.CreateRevision(b))
+			if err != nil || newer <= 0 {
+				continue
+			}
+			out = append(out, policy.Finding{Kind: "HostClaim", Name: a.Name, Violation: policy.Violation{
+				Rule: policy.RuleHostOwnership, Field: "spec.host", Value: oa.Name.String(),
+				Message: fmt.Sprintf("claim of %q (namespace %q, tenant %q) overlaps the older claim %s of %q (namespace %q, tenant %q)",
+					oa.Name, oa.Namespace, oa.Tenant, b.Name, ob.Name, ob.Namespace, ob.Tenant),
+				Instead: "delete the newer claim, or the Ingress or route that made it; only one owner may serve these names.",
+			}})
+		}
+	}
+	return out
 }
 
 func (r *Result) add(kind, namespace, name string, d policy.Decision) {

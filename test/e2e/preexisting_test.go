@@ -126,4 +126,21 @@ func TestPreexistingCluster(t *testing.T) {
 	i.Labels = map[string]string{"touched": "yes"}
 	admitted(t, c.Update(ctx, i))
 	refused(t, c.Create(ctx, ing("old-a", "third", "/x", "shared.old.example.com")), `namespace "old-b"`)
+
+	// An admin reservation written by hand over a claimed host is reported.
+	over := hosts.NewClaim(hosts.MustParse("*.old.example.com", v1alpha1.HostMatchSingleLabel), hosts.Owner{Tenant: "someone", Reserved: true})
+	if err := c.Create(ctx, over); err != nil {
+		t.Fatal(err)
+	}
+	res, err = audit.Run(ctx, c, policy.NewEngine(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range res.Findings {
+		found = found || f.Kind == "HostClaim" && f.Name == over.Name && strings.Contains(f.Message, "overlaps the older claim host.shared.old.example.com")
+	}
+	if !found {
+		t.Fatalf("the overlapping reservation is not reported: %v", res.Findings)
+	}
 }
