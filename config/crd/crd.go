@@ -3,8 +3,8 @@
 package crd
 
 import (
-	"fmt"
 	"embed"
+	"fmt"
 	"io/fs"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"

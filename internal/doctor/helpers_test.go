@@ -175,48 +175,40 @@ func startSOCKS5(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	return serve(t, ln, func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			hdr := make([]byte, 2)
+			if _, err := io.ReadFull(c, hdr); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				hdr := make([]byte, 2)
-				if _, err := io.ReadFull(c, hdr); err != nil {
+			if _, err := io.ReadFull(c, make([]byte, hdr[1])); err != nil {
+				return
+			}
+			_, _ = c.Write([]byte{5, 0})
+			req := make([]byte, 4)
+			if _, err := io.ReadFull(c, req); err != nil {
+				return
+			}
+			var n int
+			switch req[3] {
+			case 1:
+				n = 4
+			case 4:
+				n = 16
+			case 3:
+				l := make([]byte, 1)
+				if _, err := io.ReadFull(c, l); err != nil {
 					return
 				}
-				if _, err := io.ReadFull(c, make([]byte, hdr[1])); err != nil {
-					return
-				}
-				_, _ = c.Write([]byte{5, 0})
-				req := make([]byte, 4)
-				if _, err := io.ReadFull(c, req); err != nil {
-					return
-				}
-				var n int
-				switch req[3] {
-				case 1:
-					n = 4
-				case 4:
-					n = 16
-				case 3:
-					l := make([]byte, 1)
-					if _, err := io.ReadFull(c, l); err != nil {
-						return
-					}
-					n = int(l[0])
-				}
-				if _, err := io.ReadFull(c, make([]byte, n+2)); err != nil {
-					return
-				}
-				_, _ = c.Write([]byte{5, 4, 0, 1, 0, 0, 0, 0, 0, 0})
-			}()
-		}
-	}()
-	return ln.Addr().String()
+				n = int(l[0])
+			}
+			if _, err := io.ReadFull(c, make([]byte, n+2)); err != nil {
+				return
+			}
+			_, _ = c.Write([]byte{5, 4, 0, 1, 0, 0, 0, 0, 0, 0})
+		}()
+	})
 }
 
 // envMap is an environment for Options.Getenv.
@@ -226,4 +218,21 @@ func envMap(kv ...string) func(string) string {
 		m[kv[i]] = kv[i+1]
 	}
 	return func(k string) string { return m[k] }
+}
+
+// serve accepts connections on ln until the test ends, handing each to
+// handle, and returns ln's address.
+func serve(t *testing.T, ln net.Listener, handle func(net.Conn)) string {
+	t.Helper()
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			handle(c)
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -22,23 +22,15 @@ func echoServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	return serve(t, ln, func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err == nil {
+				_, _ = c.Write([]byte(line))
 			}
-			go func() {
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err == nil {
-					_, _ = c.Write([]byte(line))
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
+		}()
+	})
 }
 
 // closedPort returns a loopback address nothing listens on: connecting to

@@ -83,21 +83,13 @@ func (ca *testCA) serve(t *testing.T, names []string, notBefore, notAfter time.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.(*tls.Conn).Handshake()
-				_, _ = c.Read(make([]byte, 1))
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return serve(t, ln, func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			_ = c.(*tls.Conn).Handshake()
+			_, _ = c.Read(make([]byte, 1))
+		}()
+	})
 }
 
 // plainHTTP answers every connection with an HTTP response, not TLS.
@@ -107,18 +99,10 @@ func plainHTTP(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return serve(t, ln, func(c net.Conn) {
+		_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+		c.Close()
+	})
 }
 
 func TestCheckTLS(t *testing.T) {
