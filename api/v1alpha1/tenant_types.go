@@ -15,7 +15,8 @@ const TenantLabel = "tenantguard.dev/tenant"
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=tnt
 // +kubebuilder:subresource:status
-// +kubebuilder:printcolumn:name="Namespaces",type=string,JSONPath=`.spec.namespaces`
+// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.namespaceCount`
+// +kubebuilder:printcolumn:name="Hosts",type=integer,JSONPath=`.status.claimedHosts`
 // +kubebuilder:printcolumn:name="LoadBalancer",type=string,JSONPath=`.spec.services.loadBalancer`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -37,6 +38,15 @@ type TenantSpec struct {
 	// +listType=atomic
 	Owners []Owner `json:"owners,omitempty"`
 
+	// OwnerRole is the ClusterRole bound to the owners in every namespace of
+	// the tenant. Empty means the guard's tenant-admin role
+	// (tenantguard-tenant-admin): workloads, Services, Ingresses, routes,
+	// Secrets, ConfigMaps and RoleBindings in the namespace, nothing
+	// cluster-scoped.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	OwnerRole string `json:"ownerRole,omitempty"`
+
 	// Namespaces that belong to the tenant. A namespace is a tenant namespace
 	// when it carries the label tenantguard.dev/tenant=<tenant name>; the
 	// tenant controller sets that label on every namespace listed here.
@@ -45,6 +55,33 @@ type TenantSpec struct {
 	// +kubebuilder:validation:items:MaxLength=63
 	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Namespaces []string `json:"namespaces,omitempty"`
+
+	// NamespaceQuota is how many namespaces the tenant may have in all, those
+	// listed in namespaces included. While it has fewer, an owner may create
+	// a namespace whose name starts with one of namespacePrefixes, and the
+	// guard labels it for the tenant. Unset means owners may not create
+	// namespaces; listed namespaces are never refused by the quota.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	NamespaceQuota *int32 `json:"namespaceQuota,omitempty"`
+
+	// NamespacePrefixes are the prefixes of the names of namespaces owners
+	// may create. Empty means "<tenant name>-".
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=62
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9][-a-z0-9]*$`
+	NamespacePrefixes []string `json:"namespacePrefixes,omitempty"`
+
+	// DeletionPolicy says what happens to the tenant's namespaces when the
+	// Tenant is deleted: Retain (default) keeps each namespace and everything
+	// in it and removes only the tenant label and the objects the guard
+	// manages; Delete deletes the namespaces. A namespace removed from
+	// namespaces is always kept.
+	// +optional
+	// +kubebuilder:default=Retain
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
 	// Ingress says which hosts and classes the tenant's Ingresses and Gateway
 	// API routes may use.
@@ -69,6 +106,18 @@ type TenantSpec struct {
 	// +optional
 	Resources ResourceDefaults `json:"resources,omitempty"`
 }
+
+// DeletionPolicy says what happens to a tenant's namespaces when the Tenant
+// is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionRetain keeps the namespaces and their contents (default).
+	DeletionRetain DeletionPolicy = "Retain"
+	// DeletionDelete deletes the namespaces with the Tenant.
+	DeletionDelete DeletionPolicy = "Delete"
+)
 
 // OwnerKind is the kind of subject that owns a tenant.
 // +kubebuilder:validation:Enum=User;Group;ServiceAccount
@@ -174,6 +223,13 @@ type ServicePolicy struct {
 	// +optional
 	// +listType=set
 	AllowedExternalNames []string `json:"allowedExternalNames,omitempty"`
+
+	// AllowPrivateLink allows an internal LoadBalancer Service to create an
+	// Azure Private Link Service (service.beta.kubernetes.io/azure-pls-create),
+	// which can publish the service to other networks and subscriptions;
+	// default false.
+	// +optional
+	AllowPrivateLink bool `json:"allowPrivateLink,omitempty"`
 }
 
 // ImagePolicy limits the images a tenant's pods may run.
@@ -257,6 +313,12 @@ type ResourceDefaults struct {
 	// +optional
 	// +kubebuilder:default=None
 	NetworkIsolation NetworkIsolation `json:"networkIsolation,omitempty"`
+	// AllowedIngressNamespaces are namespaces, besides the tenant's own and
+	// the ingress controller's, whose pods may reach the tenant's pods under
+	// Tenant network isolation.
+	// +optional
+	// +listType=set
+	AllowedIngressNamespaces []string `json:"allowedIngressNamespaces,omitempty"`
 }
 
 // TenantStatus is what the guard observed.
@@ -269,6 +331,25 @@ type TenantStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Namespaces of the tenant: those listed in the spec and those an owner
+	// created, sorted.
+	// +optional
+	// +listType=set
+	Namespaces []string `json:"namespaces,omitempty"`
+	// NamespaceCount is len(namespaces), for kubectl get.
+	// +optional
+	NamespaceCount int32 `json:"namespaceCount,omitempty"`
+	// ClaimedHosts is the number of HostClaims the tenant holds.
+	// +optional
+	ClaimedHosts int32 `json:"claimedHosts,omitempty"`
+	// Refusals is how many requests of the tenant the guard refused since
+	// the spec last changed; the controller resets it when it observes a
+	// new generation.
+	// +optional
+	Refusals int64 `json:"refusals,omitempty"`
+	// RefusalsSince is when the refusal count started.
+	// +optional
+	RefusalsSince *metav1.Time `json:"refusalsSince,omitempty"`
 }
 
 // TenantList is a list of Tenants.
