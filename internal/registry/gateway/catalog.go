@@ -92,6 +92,7 @@ func (g *Gateway) catalogPage(ctx context.Context, last string) ([]string, bool,
 		}
 		resp, err = g.client.Do(req)
 		if err != nil {
+			g.cfg.Log.Warn("upstream catalog request failed", "error", err)
 			return nil, false, newError(http.StatusBadGateway, CodeUnavailable, "the upstream registry did not answer the catalog request")
 		}
 		if resp.StatusCode != http.StatusBadRequest || attempt > 0 {
@@ -108,7 +109,8 @@ func (g *Gateway) catalogPage(ctx context.Context, last string) ([]string, bool,
 		Repositories []string `json:"repositories"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&body); err != nil {
-		return nil, false, newError(http.StatusBadGateway, CodeUnavailable, "the upstream catalog is not JSON: %v", err)
+		g.cfg.Log.Warn("upstream catalog unreadable", "error", err)
+		return nil, false, newError(http.StatusBadGateway, CodeUnavailable, "the upstream catalog could not be read")
 	}
 	return body.Repositories, nextLink(resp.Header.Get("Link")) != "", nil
 }

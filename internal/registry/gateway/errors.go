@@ -33,9 +33,19 @@ type Error struct {
 	Code    string
 	Message string
 	Detail  any
+	// cause is for the logs only: it may name the upstream's address,
+	// which clients are never told.
+	cause error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+func (e *Error) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.cause)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.cause }
 
 // WriteHTTP writes the error response.
 func (e *Error) WriteHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +74,31 @@ type errorEntry struct {
 
 func newError(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// upstreamAnswer is an upstream failure whose message is safe to show a
+// client: the gateway wrote it (a status the upstream answered, a limit),
+// and it names no address.
+type upstreamAnswer struct{ msg string }
+
+func (e *upstreamAnswer) Error() string { return e.msg }
+
+func answered(format string, args ...any) error {
+	return &upstreamAnswer{msg: fmt.Sprintf(format, args...)}
+}
+
+// upstreamFailed is the 502 for a check the gateway could not make at the
+// upstream. The client is told what could not be checked and, for an
+// upstreamAnswer, what the upstream said; any other cause (a transport
+// error, which names the upstream's URL and address) goes only to the logs.
+func (g *Gateway) upstreamFailed(r *http.Request, what string, err error) *Error {
+	g.cfg.Log.Warn("upstream request failed", "method", r.Method, "path", r.URL.Path, "check", what, "error", err)
+	msg := "the upstream registry did not answer"
+	var a *upstreamAnswer
+	if errors.As(err, &a) {
+		msg = a.msg
+	}
+	return &Error{Status: http.StatusBadGateway, Code: CodeUnavailable, Message: what + ": " + msg, cause: err}
 }
 
 // Denied is a refusal by policy: 403 DENIED, with the access that was

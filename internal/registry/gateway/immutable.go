@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,7 +68,9 @@ func (g *Gateway) putManifest(w http.ResponseWriter, r *http.Request, rt route, 
 	if len(protected) > 0 {
 		unlock, err := lockAll(r.Context(), g.cfg.Locker, keys)
 		if err != nil {
-			g.refuseWith(w, r, caller, rt, "push", newError(http.StatusServiceUnavailable, CodeUnavailable, "waiting for another push of the same tag: %v", err))
+			// The cause may name the API server of the Lease locks: logs only.
+			g.refuseWith(w, r, caller, rt, "push", &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+				Message: "could not wait for another push of the same tag; try again", cause: err})
 			return
 		}
 		defer unlock()
@@ -102,14 +103,14 @@ func (g *Gateway) checkImmutablePush(r *http.Request, rules *authz.Rules, repo, 
 	p, _ := rules.ImmutableTag(repo, tag)
 	existing, err := g.resolve(r, repo, tag)
 	if err != nil {
-		return newError(http.StatusBadGateway, CodeUnavailable, "cannot check immutable tag %s:%s against the upstream (refused to be safe): %v", repo, tag, err)
+		return g.upstreamFailed(r, fmt.Sprintf("cannot check immutable tag %s:%s against the upstream (refused to be safe)", repo, tag), err)
 	}
 	if existing.absent {
 		return nil
 	}
 	same, err := existing.matches(body)
 	if err != nil {
-		return newError(http.StatusBadGateway, CodeUnavailable, "cannot compare with the existing %s:%s: %v", repo, tag, err)
+		return g.upstreamFailed(r, fmt.Sprintf("cannot compare with the existing %s:%s", repo, tag), err)
 	}
 	if same {
 		return nil
@@ -132,7 +133,7 @@ func (res resolved) matches(body []byte) (bool, error) {
 		return bytes.Equal(res.body, body), nil
 	}
 	if !res.digest.Algorithm().Available() {
-		return false, fmt.Errorf("digest algorithm %s is not supported", res.digest.Algorithm())
+		return false, answered("digest algorithm %s is not supported", res.digest.Algorithm())
 	}
 	return res.digest.Algorithm().FromBytes(body) == res.digest, nil
 }
@@ -150,7 +151,7 @@ func (g *Gateway) resolve(r *http.Request, repo, tag string) (resolved, error) {
 	case resp.StatusCode == http.StatusNotFound:
 		return resolved{absent: true}, nil
 	case resp.StatusCode != http.StatusOK:
-		return resolved{}, fmt.Errorf("HEAD manifest answered %s", resp.Status)
+		return resolved{}, answered("HEAD manifest answered %s", resp.Status)
 	}
 	if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
 		return resolved{digest: d}, nil
@@ -177,14 +178,14 @@ func (g *Gateway) fetchManifest(ctx context.Context, repo, ref string) ([]byte, 
 		return nil, "", nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("GET manifest %s answered %s", ref, resp.Status)
+		return nil, "", answered("GET manifest %s answered %s", ref, resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxManifestBytes+1))
 	if err != nil {
 		return nil, "", err
 	}
 	if int64(len(body)) > g.cfg.MaxManifestBytes {
-		return nil, "", fmt.Errorf("manifest %s is larger than %d bytes", ref, g.cfg.MaxManifestBytes)
+		return nil, "", answered("manifest %s is larger than %d bytes", ref, g.cfg.MaxManifestBytes)
 	}
 	d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest"))
 	if err != nil {
@@ -254,7 +255,7 @@ func (g *Gateway) checkProtected(r *http.Request, rules *authz.Rules, rt route) 
 	}
 	held, err := g.protectedDigests(r, rules, rt.name)
 	if err != nil {
-		return newError(http.StatusBadGateway, CodeUnavailable, "cannot list the immutable tags of %s (refused to be safe): %v", rt.name, err)
+		return g.upstreamFailed(r, fmt.Sprintf("cannot list the immutable tags of %s (refused to be safe)", rt.name), err)
 	}
 	if h, ok := held[d]; ok {
 		what := "manifest"
@@ -386,7 +387,7 @@ func (g *Gateway) listTags(ctx context.Context, repo string) ([]string, error) {
 		case status == http.StatusNotFound:
 			return all, nil // no such repository: no tags
 		case status != http.StatusOK:
-			return nil, fmt.Errorf("tag list answered %d", status)
+			return nil, answered("tag list answered %d", status)
 		case err != nil:
 			return nil, fmt.Errorf("tag list: %w", err)
 		}
@@ -397,7 +398,7 @@ func (g *Gateway) listTags(ctx context.Context, repo string) ([]string, error) {
 		}
 		path = next
 	}
-	return nil, errors.New("more tag pages than the gateway will read")
+	return nil, answered("more tag pages than the gateway will read")
 }
 
 // nextLink returns the URL of a Link: <url>; rel="next" header.
