@@ -14,6 +14,7 @@ const TenantLabel = "tenantguard.dev/tenant"
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=tnt
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="a Tenant's name is at most 63 characters: it is the value of the tenantguard.dev/tenant label"
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.namespaceCount`
 // +kubebuilder:printcolumn:name="Hosts",type=integer,JSONPath=`.status.claimedHosts`
@@ -131,6 +132,7 @@ const (
 )
 
 // Owner is a user, group or service account that administers a tenant.
+// +kubebuilder:validation:XValidation:rule="self.kind == 'ServiceAccount' ? has(self.__namespace__) && size(self.__namespace__) > 0 : !has(self.__namespace__) || size(self.__namespace__) == 0",message="namespace is set for a ServiceAccount owner, and only for one"
 type Owner struct {
 	// Kind is User, Group or ServiceAccount.
 	Kind OwnerKind `json:"kind"`

@@ -1,0 +1,57 @@
+package tenancy
+
+import (
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var (
+	allVerbs  = []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+	readVerbs = []string{"get", "list", "watch"}
+)
+
+// TenantAdminClusterRole is the default role of a tenant's owners, bound in
+// each of its namespaces by a RoleBinding. It covers what a project runs:
+// workloads, Services, Ingresses, Gateway API routes, Secrets, ConfigMaps,
+// and RoleBindings to share the namespace. It reads but does not write
+// quotas, limit ranges and network policies (the Tenant sets those), and
+// grants nothing cluster-scoped: bound in a namespace, it cannot.
+func TenantAdminClusterRole() *rbacv1.ClusterRole {
+	rule := func(group string, verbs []string, resources ...string) rbacv1.PolicyRule {
+		return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: resources, Verbs: verbs}
+	}
+	return &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: TenantAdminRole, Labels: map[string]string{"app.kubernetes.io/name": "tenantguard"}},
+		Rules: []rbacv1.PolicyRule{
+			rule("", allVerbs, "pods", "pods/exec", "pods/attach", "pods/portforward", "pods/ephemeralcontainers",
+				"services", "configmaps", "secrets", "persistentvolumeclaims", "serviceaccounts",
+				"replicationcontrollers", "replicationcontrollers/scale", "podtemplates"),
+			rule("", readVerbs, "pods/log", "pods/status", "endpoints", "events", "resourcequotas", "limitranges", "namespaces"),
+			rule("apps", allVerbs, "deployments", "deployments/scale", "statefulsets", "statefulsets/scale",
+				"daemonsets", "replicasets", "replicasets/scale", "controllerrevisions"),
+			rule("batch", allVerbs, "jobs", "cronjobs"),
+			rule("autoscaling", allVerbs, "horizontalpodautoscalers"),
+			rule("policy", allVerbs, "poddisruptionbudgets"),
+			rule("networking.k8s.io", allVerbs, "ingresses"),
+			// Network policies only add allowed traffic: a tenant's own could
+			// open its namespaces to other tenants.
+			rule("networking.k8s.io", readVerbs, "networkpolicies"),
+			rule("discovery.k8s.io", readVerbs, "endpointslices"),
+			rule("gateway.networking.k8s.io", allVerbs, "httproutes", "grpcroutes", "tlsroutes"),
+			// The API server refuses a RoleBinding that grants more than its
+			// author holds, so owners can share but not widen their rights.
+			rule("rbac.authorization.k8s.io", allVerbs, "roles", "rolebindings"),
+		},
+	}
+}
+
+// NamespaceCreatorClusterRole lets the owners of a tenant with a
+// namespaceQuota create namespaces. RBAC cannot limit creation by name, so
+// the guard's namespace webhook must refuse every namespace outside the
+// owner's prefixes and quota, and must fail closed.
+func NamespaceCreatorClusterRole() *rbacv1.ClusterRole {
+	return &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: NamespaceCreatorRole, Labels: map[string]string{"app.kubernetes.io/name": "tenantguard"}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}}},
+	}
+}
