@@ -158,6 +158,6 @@ func FuzzDecideProxy(f *testing.F) {
 				t.Fatalf("suggestion %q does not bypass the proxy for %s", s, server)
 			}
 		}
-		_ = proxyStep(&d, ClassifyName(u.Hostname()), true)
+		_ = proxyStep(&d, ClassifyName(u.Hostname()), true, Shell{OS: "linux", Name: "bash"}, "c")
 	})
 }

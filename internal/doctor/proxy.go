@@ -14,13 +14,15 @@ import (
 
 // ProxyEnv is the proxy configuration kubectl reads from its environment.
 //
-// Go (net/http.ProxyFromEnvironment, which is
-// golang.org/x/net/http/httpproxy.FromEnvironment) reads https_proxy before
-// HTTPS_PROXY, http_proxy before HTTP_PROXY and no_proxy before NO_PROXY; an
-// empty variable counts as unset. kubectl wraps that function with
-// apimachinery's NewProxierWithNoProxyCIDR, which reads NO_PROXY before
-// no_proxy and, for URLs whose host is an IP address, bypasses the proxy
-// when a CIDR entry contains it.
+// kubectl takes its proxy from net/http.ProxyFromEnvironment, which reads
+// HTTPS_PROXY before https_proxy, HTTP_PROXY before http_proxy and NO_PROXY
+// before no_proxy; an empty variable counts as unset. (net/http carries its
+// own copy of golang.org/x/net/http/httpproxy; recent x/net releases of
+// httpproxy.FromEnvironment read lower case first, so the doctor never calls
+// FromEnvironment.) kubectl wraps that function with apimachinery's
+// NewProxierWithNoProxyCIDR, which also reads NO_PROXY before no_proxy and,
+// for URLs whose host is an IP address, bypasses the proxy when a CIDR entry
+// contains it. curl and Python read the lower-case names first.
 type ProxyEnv struct {
 	HTTPSProxy, HTTPSProxyVar string // value, and the variable it came from
 	HTTPProxy, HTTPProxyVar   string
@@ -32,29 +34,39 @@ type ProxyEnv struct {
 	CGI bool
 	// AllProxy is ALL_PROXY (or all_proxy): curl uses it, Go does not.
 	AllProxy string
-	// Shadowed names variables that are set but lose to the other case
-	// with a different value, e.g. "HTTPS_PROXY (https_proxy wins)".
-	Shadowed []string
+	// Conflicts are the pairs set in both cases with different values:
+	// kubectl uses the upper-case one, curl and Python the lower-case one.
+	Conflicts []CaseConflict
+}
+
+// CaseConflict is a proxy variable set in both cases with different values.
+type CaseConflict struct {
+	Upper, Lower           string // the variable names
+	UpperValue, LowerValue string // redacted
+}
+
+// String says which programs use which value.
+func (c CaseConflict) String() string {
+	return fmt.Sprintf("%s=%s and %s=%s differ: kubectl and other Go programs use %s; curl and Python use %s",
+		c.Upper, c.UpperValue, c.Lower, c.LowerValue, c.Upper, c.Lower)
 }
 
 // ProxyEnvFrom reads the proxy variables through getenv (os.Getenv in
-// production, a map in tests).
+// production, a map in tests), in kubectl's order: upper case first.
 func ProxyEnvFrom(getenv func(string) string) ProxyEnv {
 	var e ProxyEnv
-	e.HTTPSProxy, e.HTTPSProxyVar = firstSet(getenv, "https_proxy", "HTTPS_PROXY")
-	e.HTTPProxy, e.HTTPProxyVar = firstSet(getenv, "http_proxy", "HTTP_PROXY")
-	e.NoProxy, e.NoProxyVar = firstSet(getenv, "no_proxy", "NO_PROXY")
-	e.KubeNoProxy, e.KubeNoProxyVar = firstSet(getenv, "NO_PROXY", "no_proxy")
+	e.HTTPSProxy, e.HTTPSProxyVar = firstSet(getenv, "HTTPS_PROXY", "https_proxy")
+	e.HTTPProxy, e.HTTPProxyVar = firstSet(getenv, "HTTP_PROXY", "http_proxy")
+	e.NoProxy, e.NoProxyVar = firstSet(getenv, "NO_PROXY", "no_proxy")
+	e.KubeNoProxy, e.KubeNoProxyVar = e.NoProxy, e.NoProxyVar
 	e.AllProxy, _ = firstSet(getenv, "ALL_PROXY", "all_proxy")
 	e.CGI = getenv("REQUEST_METHOD") != ""
-	for _, pair := range [][2]string{{"https_proxy", "HTTPS_PROXY"}, {"http_proxy", "HTTP_PROXY"}, {"no_proxy", "NO_PROXY"}} {
-		lower, upper := getenv(pair[0]), getenv(pair[1])
-		if lower != "" && upper != "" && lower != upper {
-			note := fmt.Sprintf("%s differs from %s, which Go reads first", pair[1], pair[0])
-			if pair[1] == "NO_PROXY" {
-				note += " (kubectl's CIDR rule reads NO_PROXY first)"
-			}
-			e.Shadowed = append(e.Shadowed, note)
+	for _, upper := range []string{"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"} {
+		lower := strings.ToLower(upper)
+		uv, lv := getenv(upper), getenv(lower)
+		if uv != "" && lv != "" && uv != lv {
+			e.Conflicts = append(e.Conflicts, CaseConflict{Upper: upper, Lower: lower,
+				UpperValue: redactURLString(uv), LowerValue: redactURLString(lv)})
 		}
 	}
 	return e
@@ -386,11 +398,11 @@ func (d *ProxyDecision) ProxyURL() *url.URL { return d.proxy }
 //   - A cluster proxy-url in the kubeconfig wins: every request goes
 //     through it; HTTPS_PROXY and NO_PROXY are not read.
 //   - Otherwise the verdict is Go's: httpproxy.Config{...}.ProxyFunc() over
-//     the environment (https_proxy/HTTPS_PROXY for https URLs,
-//     http_proxy/HTTP_PROXY for http, no_proxy/NO_PROXY). Go never proxies
-//     localhost or loopback IPs.
+//     the environment as ProxyEnvFrom read it (HTTPS_PROXY, else
+//     https_proxy, for https URLs; HTTP_PROXY, else http_proxy, for http;
+//     NO_PROXY, else no_proxy). Go never proxies localhost or loopback IPs.
 //   - Then kubectl's CIDR rule: an IP-address URL inside a CIDR entry of
-//     NO_PROXY (read before no_proxy) goes direct.
+//     the same NO_PROXY value goes direct.
 //
 // MatchNoProxy explains the verdict; when the proxy is used, Suggest holds
 // the entries to add, each verified with httpproxy.
@@ -546,9 +558,6 @@ func proxyNotes(in ProxyInput, d ProxyDecision, matched *NoProxyEntry) []string 
 	if in.Name.TrailingDot {
 		notes = append(notes, "the server name ends with a dot: Go matches NO_PROXY literally (\".example.com\" does not match \"x.example.com.\"), curl ignores trailing dots; remove the dot from the kubeconfig")
 	}
-	if len(in.Env.Shadowed) > 0 {
-		notes = append(notes, "both cases are set with different values: "+strings.Join(in.Env.Shadowed, "; ")+"; set both to the same value")
-	}
 	if in.Env.AllProxy != "" {
 		notes = append(notes, "ALL_PROXY is set: curl uses it when no scheme-specific proxy is set; Go and kubectl ignore it")
 	}
@@ -569,9 +578,10 @@ func joinHostPort(host, port string) string {
 }
 
 // proxyStep turns the decision into the proxy step. A proxy on the way to
-// a private endpoint is a warning: corporate proxies usually cannot reach
+// a private endpoint is a warning, whether it comes from the environment or
+// from the kubeconfig's proxy-url: corporate proxies usually cannot reach
 // it. The tcp step then shows whether this one can.
-func proxyStep(d *ProxyDecision, name NameInfo, private bool) Step {
+func proxyStep(d *ProxyDecision, name NameInfo, private bool, sh Shell, cluster string) Step {
 	s := Step{Name: StepProxy}
 	switch {
 	case d.Error != "":
@@ -586,12 +596,16 @@ func proxyStep(d *ProxyDecision, name NameInfo, private bool) Step {
 		s.fix("set %s to a URL such as http://proxy.example.com:3128, or unset it", d.Variable)
 		return s
 	}
+	s.Status = StatusOK
 	switch d.Source {
 	case "proxy-url":
-		s.Status = StatusOK
 		s.Summary = "kubectl sends " + d.URL + " through " + d.Proxy + " (proxy-url in the kubeconfig)"
+		if private || name.Kind == NameAKSPrivate {
+			s.Status = StatusWarn
+			s.evidence("the proxy, not this machine, resolves and connects to %s; a corporate proxy usually cannot reach a private endpoint", name.Host)
+			s.fix("remove proxy-url from cluster %q in the kubeconfig (kubectl config unset clusters.%s.proxy-url), or ask the proxy's owners to allow %s", cluster, cluster, strings.TrimPrefix(strings.TrimPrefix(d.URL, "https://"), "http://"))
+		}
 	case "none":
-		s.Status = StatusOK
 		v := "HTTPS_PROXY/https_proxy"
 		if strings.HasPrefix(d.URL, "http://") {
 			v = "HTTP_PROXY/http_proxy"
@@ -616,16 +630,13 @@ func proxyStep(d *ProxyDecision, name NameInfo, private bool) Step {
 				s.Status = StatusWarn
 				s.evidence("the proxy, not this machine, resolves and connects to %s; a corporate proxy usually cannot reach a private endpoint", name.Host)
 				if len(d.Suggest) > 0 {
-					s.fix("%s", noProxyFix(d, d.Suggest[0]))
+					s.fix("%s", noProxyFix(sh, d, d.Suggest[0]))
 				}
-			} else {
-				s.Status = StatusOK
 			}
 			if len(d.Suggest) > 1 {
 				s.evidence("other NO_PROXY entries that would send it direct: %s", strings.Join(quoteAll(d.Suggest[1:]), ", "))
 			}
 		} else {
-			s.Status = StatusOK
 			s.Summary = "direct: " + d.URL + " bypasses the proxy " + d.ConfiguredProxy
 			switch d.Bypass {
 			case BypassEntry:
@@ -640,17 +651,22 @@ func proxyStep(d *ProxyDecision, name NameInfo, private bool) Step {
 	for _, n := range d.Notes {
 		s.evidence("%s", n)
 	}
+	if n := sh.systemProxyNote(); n != "" {
+		s.evidence("%s", n)
+	}
 	return s
 }
 
-// noProxyFix is the Fix line that adds entry to the NO_PROXY variable Go
-// reads, and keeps both cases equal.
-func noProxyFix(d *ProxyDecision, entry string) string {
-	value := joinNoProxy(d.NoProxy, entry)
-	return fmt.Sprintf("add %q to NO_PROXY (both cases; Go reads no_proxy first):\n"+
-		"export NO_PROXY=%q no_proxy=%q\n"+
-		"PowerShell: $env:NO_PROXY=%q; $env:no_proxy=%q",
-		entry, value, value, value, value)
+// addCaseConflicts warns about proxy variables set in both cases with
+// different values: kubectl and curl then go different ways.
+func addCaseConflicts(s *Step, env ProxyEnv, sh Shell) {
+	for _, c := range env.Conflicts {
+		if s.Status == StatusOK {
+			s.Status = StatusWarn
+		}
+		s.evidence("warning: %s", c)
+		s.fix("%s", conflictFix(sh, c))
+	}
 }
 
 func quoteAll(ss []string) []string {

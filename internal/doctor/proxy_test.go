@@ -1,9 +1,11 @@
 package doctor
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -144,65 +146,174 @@ func TestProxyEnvFrom(t *testing.T) {
 	e := ProxyEnvFrom(envMap(
 		"HTTPS_PROXY", "http://upper:3128", "https_proxy", "http://lower:3128",
 		"NO_PROXY", "10.0.0.0/8", "no_proxy", ".corp.example",
-		"HTTP_PROXY", "http://only-upper:3128",
+		"http_proxy", "http://only-lower:3128",
 		"ALL_PROXY", "socks5://all:1080",
 	))
-	if e.HTTPSProxy != "http://lower:3128" || e.HTTPSProxyVar != "https_proxy" {
-		t.Errorf("https proxy = %q from %s, want lower case first", e.HTTPSProxy, e.HTTPSProxyVar)
+	if e.HTTPSProxy != "http://upper:3128" || e.HTTPSProxyVar != "HTTPS_PROXY" {
+		t.Errorf("https proxy = %q from %s, want HTTPS_PROXY first, as net/http reads it", e.HTTPSProxy, e.HTTPSProxyVar)
 	}
-	if e.HTTPProxy != "http://only-upper:3128" || e.HTTPProxyVar != "HTTP_PROXY" {
+	if e.HTTPProxy != "http://only-lower:3128" || e.HTTPProxyVar != "http_proxy" {
 		t.Errorf("http proxy = %q from %s", e.HTTPProxy, e.HTTPProxyVar)
 	}
-	if e.NoProxy != ".corp.example" || e.NoProxyVar != "no_proxy" {
-		t.Errorf("no proxy = %q from %s, want no_proxy", e.NoProxy, e.NoProxyVar)
+	if e.NoProxy != "10.0.0.0/8" || e.NoProxyVar != "NO_PROXY" {
+		t.Errorf("no proxy = %q from %s, want NO_PROXY first", e.NoProxy, e.NoProxyVar)
 	}
 	if e.KubeNoProxy != "10.0.0.0/8" || e.KubeNoProxyVar != "NO_PROXY" {
 		t.Errorf("kubectl CIDR rule reads %q from %s, want NO_PROXY first", e.KubeNoProxy, e.KubeNoProxyVar)
 	}
-	if len(e.Shadowed) != 2 || e.AllProxy == "" {
-		t.Errorf("shadowed = %v, all proxy %q", e.Shadowed, e.AllProxy)
+	if len(e.Conflicts) != 2 || e.AllProxy == "" {
+		t.Fatalf("conflicts = %v, all proxy %q", e.Conflicts, e.AllProxy)
+	}
+	want := "HTTPS_PROXY=http://upper:3128 and https_proxy=http://lower:3128 differ: kubectl and other Go programs use HTTPS_PROXY; curl and Python use https_proxy"
+	if got := e.Conflicts[0].String(); got != want {
+		t.Errorf("conflict %q, want %q", got, want)
+	}
+	e = ProxyEnvFrom(envMap("HTTPS_PROXY", "http://u:pa55w0rd@upper:3128", "https_proxy", "http://lower:3128"))
+	if strings.Contains(e.Conflicts[0].String(), "pa55w0rd") {
+		t.Errorf("a proxy password is in %q", e.Conflicts[0])
 	}
 }
 
-// TestKubectlCIDRRuleAgreesWithApimachinery checks DecideProxy's verdict
-// against kubectl's real proxier: apimachinery's NewProxierWithNoProxyCIDR
-// around Go's environment proxy function.
-func TestKubectlCIDRRuleAgreesWithApimachinery(t *testing.T) {
-	tests := []struct {
-		name                string
-		noProxyUpper, noLow string
-		url                 string
-		wantProxy           bool
-		wantBypass          Bypass
-	}{
-		{"Go alone decides for names", "10.0.0.0/8", "", "https://api.corp.example", true, BypassNone},
-		{"CIDR in both", "10.0.0.0/8", "10.0.0.0/8", "https://10.1.2.3", false, BypassEntry},
-		{"no_proxy shadows NO_PROXY for Go, not for kubectl", "10.0.0.0/8", ".corp.example", "https://10.1.2.3", false, BypassKubeCIDR},
-		{"leading zeros: Go rejects, kubectl accepts", "010.0.0.0/8", "", "https://10.1.2.3", false, BypassKubeCIDR},
-		{"outside every CIDR", "192.168.0.0/16", "", "https://10.1.2.3", true, BypassNone},
+// Values for the differential tests: two proxies that can be told apart
+// and NO_PROXY values that do and do not match the URLs below.
+const (
+	upperProxy     = "http://upper.proxy.example:3128"
+	lowerProxy     = "http://lower.proxy.example:3128"
+	upperHTTPProxy = "http://upper-http.proxy.example:3128"
+	lowerHTTPProxy = "http://lower-http.proxy.example:3128"
+	noMatch        = ".corp.example"
+	match          = ".privatelink.westeurope.azmk8s.io,10.0.0.0/8,api.example.com"
+)
+
+var differentialURLs = []string{
+	"https://" + testAKSName,
+	"https://" + testAKSPublic,
+	"https://10.1.2.3:6443",
+	"http://api.example.com",
+	"http://10.1.2.3",
+}
+
+// kubectlProxier asks kubectl's own proxy function, in a child process
+// with exactly env as its environment, which proxy it uses for each URL:
+// the proxy URL, or "direct". The child is needed because
+// net/http.ProxyFromEnvironment reads the environment once per process.
+// kubectl's function is apimachinery's NewProxierWithNoProxyCIDR around
+// net/http.ProxyFromEnvironment (client-go's transport default).
+func kubectlProxier(t *testing.T, env map[string]string, urls []string) map[string]string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperKubectlProxier$", "-test.count=1")
+	cmd.Env = []string{helperEnv + "=1", helperURLsEnv + "=" + strings.Join(urls, " ")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("HTTPS_PROXY", testProxy)
-			t.Setenv("https_proxy", "")
-			t.Setenv("NO_PROXY", tt.noProxyUpper)
-			t.Setenv("no_proxy", tt.noLow)
-			t.Setenv("REQUEST_METHOD", "")
-			goFunc := httpproxy.FromEnvironment().ProxyFunc()
-			kubectl := utilnet.NewProxierWithNoProxyCIDR(func(r *http.Request) (*url.URL, error) { return goFunc(r.URL) })
-			req, _ := http.NewRequest(http.MethodGet, tt.url, nil)
-			p, err := kubectl(req)
-			if err != nil {
-				t.Fatal(err)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "proxier: "); ok {
+			u, p, _ := strings.Cut(rest, " -> ")
+			got[u] = p
+		}
+	}
+	if len(got) != len(urls) {
+		t.Fatalf("helper answered for %d of %d URLs:\n%s", len(got), len(urls), out)
+	}
+	return got
+}
+
+const (
+	helperEnv     = "TENANTGUARD_DOCTOR_PROXIER_HELPER"
+	helperURLsEnv = "TENANTGUARD_DOCTOR_PROXIER_URLS"
+)
+
+// TestHelperKubectlProxier is not a test: kubectlProxier runs it in a
+// child process.
+func TestHelperKubectlProxier(t *testing.T) {
+	if os.Getenv(helperEnv) != "1" {
+		t.Skip("run by kubectlProxier in a child process")
+	}
+	proxier := utilnet.NewProxierWithNoProxyCIDR(http.ProxyFromEnvironment)
+	for _, raw := range strings.Fields(os.Getenv(helperURLsEnv)) {
+		req, err := http.NewRequest(http.MethodGet, raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer := "direct"
+		if p, err := proxier(req); err != nil {
+			answer = "error " + err.Error()
+		} else if p != nil {
+			answer = p.String()
+		}
+		fmt.Printf("proxier: %s -> %s\n", raw, answer)
+	}
+}
+
+// doctorProxy is the doctor's answer in kubectlProxier's terms.
+func doctorProxy(t *testing.T, env map[string]string, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DecideProxy(ProxyInput{URL: u, Env: ProxyEnvFrom(func(k string) string { return env[k] }), Name: ClassifyName(u.Hostname())})
+	switch {
+	case d.Error != "":
+		return "error " + d.Error
+	case d.UsesProxy():
+		return d.ProxyURL().String()
+	}
+	return "direct"
+}
+
+// TestProxyDecisionAgreesWithKubectlProxier sets every mix of upper- and
+// lower-case proxy variables and compares the doctor's decision with the
+// one kubectl's own proxy function makes in the same environment.
+func TestProxyDecisionAgreesWithKubectlProxier(t *testing.T) {
+	type pair struct{ upper, lower string }
+	proxies := []pair{{"", ""}, {upperProxy, ""}, {"", lowerProxy}, {upperProxy, lowerProxy}}
+	noProxies := []string{"", noMatch, match}
+	var envs []map[string]string
+	for i, p := range proxies {
+		for _, nu := range noProxies {
+			for _, nl := range noProxies {
+				env := map[string]string{}
+				set := func(k, v string) {
+					if v != "" {
+						env[k] = v
+					}
+				}
+				set("HTTPS_PROXY", p.upper)
+				set("https_proxy", p.lower)
+				// The http:// proxies follow the same pattern, shifted, so
+				// that every mix of the two pairs occurs.
+				hp := proxies[(i+1)%len(proxies)]
+				if hp.upper != "" {
+					set("HTTP_PROXY", upperHTTPProxy)
+				}
+				if hp.lower != "" {
+					set("http_proxy", lowerHTTPProxy)
+				}
+				set("NO_PROXY", nu)
+				set("no_proxy", nl)
+				envs = append(envs, env)
 			}
-			if (p != nil) != tt.wantProxy {
-				t.Fatalf("apimachinery proxied=%v, test expects %v", p != nil, tt.wantProxy)
+		}
+	}
+	// kubectl's CIDR rule reads NO_PROXY more leniently than Go does.
+	envs = append(envs,
+		map[string]string{"HTTPS_PROXY": upperProxy, "NO_PROXY": "010.0.0.0/8", "no_proxy": noMatch},
+		map[string]string{"https_proxy": lowerProxy, "no_proxy": " 10.0.0.0/8"},
+		map[string]string{"HTTPS_PROXY": upperProxy, "NO_PROXY": noMatch, "no_proxy": "10.0.0.0/8"},
+	)
+	for _, env := range envs {
+		want := kubectlProxier(t, env, differentialURLs)
+		for _, raw := range differentialURLs {
+			if got := doctorProxy(t, env, raw); got != want[raw] {
+				t.Errorf("environment %v, %s: doctor says %s, kubectl's proxy function %s", env, raw, got, want[raw])
 			}
-			d := DecideProxy(ProxyInput{URL: req.URL, Env: ProxyEnvFrom(os.Getenv), Name: ClassifyName(req.URL.Hostname())})
-			if d.UsesProxy() != tt.wantProxy || d.Bypass != tt.wantBypass {
-				t.Errorf("DecideProxy: proxy=%v bypass=%q, want %v %q", d.UsesProxy(), d.Bypass, tt.wantProxy, tt.wantBypass)
-			}
-		})
+		}
 	}
 }
 
@@ -304,11 +415,3 @@ func TestDecideProxy(t *testing.T) {
 	}
 }
 
-func TestNoProxyFix(t *testing.T) {
-	d := &ProxyDecision{NoProxy: ".corp.example,10.0.0.0/8"}
-	got := noProxyFix(d, ".privatelink.westeurope.azmk8s.io")
-	want := `export NO_PROXY=".corp.example,10.0.0.0/8,.privatelink.westeurope.azmk8s.io" no_proxy=".corp.example,10.0.0.0/8,.privatelink.westeurope.azmk8s.io"`
-	if !strings.Contains(got, want) {
-		t.Errorf("fix %q does not contain %q", got, want)
-	}
-}

@@ -67,6 +67,8 @@ type Report struct {
 	Context string `json:"context"`
 	Cluster string `json:"cluster"`
 	Server  string `json:"server"`
+	// Shell is the OS and shell the Fix lines are written for.
+	Shell Shell `json:"shell"`
 	// Result is the worst verdict of all steps.
 	Result Status `json:"result"`
 	Steps  []Step `json:"steps"`

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -45,6 +47,14 @@ type Options struct {
 	Resolver *net.Resolver
 	// Now is the clock for certificate checks. Nil means time.Now.
 	Now func() time.Time
+	// Shell is the user's OS and shell, for which Fix lines are written
+	// (export or $env:, and how to make a setting permanent). The zero
+	// value means this machine's: DetectShell(runtime.GOOS, Getenv).
+	Shell Shell
+	// Stderr receives an exec credential plugin's messages while it runs,
+	// as kubectl shows them (a device-code login prompt). Nil discards
+	// them; the report quotes them when the plugin fails.
+	Stderr io.Writer
 }
 
 // ErrBadInput is matched (errors.Is) by every error Run returns: the input
@@ -73,6 +83,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Shell.OS == "" {
+		opts.Shell = DetectShell(runtime.GOOS, opts.Getenv)
+	}
 	if opts.Timeout < 0 {
 		return nil, inputErrorf("--timeout must be positive, not %s", opts.Timeout)
 	}
@@ -99,7 +112,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 
-	rep := &Report{Context: t.Context, Cluster: t.Cluster, Server: t.Server, Target: t}
+	rep := &Report{Context: t.Context, Cluster: t.Cluster, Server: t.Server, Shell: opts.Shell, Target: t}
 
 	// 1. kubeconfig
 	kstep, restCfg := kubeconfigStep(t)
@@ -108,7 +121,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	// 3 is decided before 2: a proxy changes who resolves the name.
 	name := ClassifyName(t.Host)
 	rep.Name = &name
-	decision := DecideProxy(ProxyInput{URL: t.URL(), ClusterProxyURL: t.proxyURL, Env: ProxyEnvFrom(opts.Getenv), Name: name})
+	penv := ProxyEnvFrom(opts.Getenv)
+	if opts.Shell.OS == "windows" {
+		// Windows variable names ignore case: there is nothing to disagree.
+		penv.Conflicts = nil
+	}
+	decision := DecideProxy(ProxyInput{URL: t.URL(), ClusterProxyURL: t.proxyURL, Env: penv, Name: name})
 	rep.Proxy = &decision
 
 	// 2. name
@@ -125,15 +143,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for _, a := range nr.addrs {
 		private = private || ClassifyIP(a) != IPPublic
 	}
-	pstep := proxyStep(&decision, name, private)
+	pstep := proxyStep(&decision, name, private, opts.Shell, t.Cluster)
 
 	// 4. tcp
-	tcp, conn, netConn, rt := tcpStep(ctx, t, &decision, nr, opts.Timeout)
+	tcp, conn, netConn, rt := tcpStep(ctx, t, &decision, nr, opts.Timeout, opts.Shell)
 	if pstep.Status == StatusWarn && conn != nil && conn.Via == "proxy" && conn.OK {
 		// The warning was a prediction; this proxy does reach the server.
 		pstep.Status, pstep.Fixes = StatusOK, nil
 		pstep.evidence("this proxy does reach %s (see tcp)", t.HostPort())
 	}
+	addCaseConflicts(&pstep, penv, opts.Shell)
 	rep.add(pstep)
 	rep.Connection = conn
 	rep.add(tcp)

@@ -176,7 +176,7 @@ func (r route) describe() string {
 // is known, it also tries a direct connection, to tell whether bypassing
 // the proxy would work. It returns the open connection (nil on failure) for
 // the tls step.
-func tcpStep(ctx context.Context, t *Target, d *ProxyDecision, nr nameResult, timeout time.Duration) (Step, *Connection, net.Conn, *route) {
+func tcpStep(ctx context.Context, t *Target, d *ProxyDecision, nr nameResult, timeout time.Duration, sh Shell) (Step, *Connection, net.Conn, *route) {
 	s := Step{Name: StepTCP}
 	if d.UsesProxy() {
 		c := &Connection{Via: "proxy", Proxy: d.Proxy, Target: t.HostPort(), Address: proxyAddr(d.ProxyURL())}
@@ -239,7 +239,7 @@ func tcpStep(ctx context.Context, t *Target, d *ProxyDecision, nr nameResult, ti
 			}
 		}
 		if d.Source == "environment" && len(d.Suggest) > 0 && (pse == nil || pse.StatusCode != http.StatusProxyAuthRequired || direct != nil) {
-			s.fix("%s", noProxyFix(d, d.Suggest[0]))
+			s.fix("%s", noProxyFix(sh, d, d.Suggest[0]))
 		}
 		if d.Source == "proxy-url" {
 			s.fix("remove proxy-url from cluster %q in the kubeconfig (kubectl config unset clusters.%s.proxy-url), or ask the proxy's owners to allow %s", t.Cluster, t.Cluster, t.HostPort())
