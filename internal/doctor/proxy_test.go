@@ -414,4 +414,3 @@ func TestDecideProxy(t *testing.T) {
 		})
 	}
 }
-
