@@ -12,17 +12,9 @@
 //     DNSNames and IPs. A replica that loses the race to create or to
 //     update (AlreadyExists, or a Conflict on the resourceVersion it read)
 //     reads the winner's Secret and uses it.
-//  2. replaces what is due, in one update:
-//     - the serving certificate, when less than RefreshFraction of its
-//       lifetime is left, or it lacks a name, or it is unusable;
-//     - the CA, in three steps an Overlap apart, so that neither a lagging
-//       API server nor a replica that has not read the Secret yet sees a
-//       certificate it cannot verify: when less than RefreshFraction of
-//       the CA's life is left, a new CA joins ca.crt while the old one
-//       goes on signing (staged); once it has been staged for the Overlap
-//       and every named webhook configuration trusts it, it signs a new
-//       serving certificate (promoted); one Overlap later the old CA
-//       leaves ca.crt (retired).
+//  2. replaces what is due, in one update: the serving certificate when
+//     less than RefreshFraction of its lifetime is left, or it lacks a
+//     name, or it is unusable; the CA in three stages (below).
 //  3. writes ca.crt into the caBundle of every webhook of the named
 //     Validating and Mutating webhook configurations where it differs. A
 //     configuration that does not exist is logged and looked for again on
@@ -30,6 +22,15 @@
 //  4. writes tls.crt and tls.key into CertDir when they differ, each
 //     through a temporary file and a rename; controller-runtime's
 //     certificate watcher in the webhook server reloads them.
+//
+// A CA is replaced in three stages an Overlap apart, so that neither a
+// lagging API server nor a replica that has not read the Secret yet meets
+// a certificate it cannot verify. When less than RefreshFraction of the
+// CA's life is left, a new CA joins ca.crt while the old one goes on
+// signing (staged). Once it has been staged for the Overlap and every
+// named webhook configuration trusts it, it signs a new serving
+// certificate (promoted); if the old CA would expire first, it is
+// promoted anyway. One Overlap later the old CA leaves ca.crt (retired).
 //
 // A Secret that cannot be read whole is repaired, with a log line that
 // says what was wrong: an unusable serving certificate is reissued by the
