@@ -87,20 +87,16 @@ func (e *Engine) checkHosts(req Request, h *hosted, tenant *Tenant, exempt bool,
 		}
 		for _, o := range ix.Overlapping(u.Name, 4, inTheWay) {
 			conflict = true
-			if o.Namespace == ns && o.Object != nil {
-				d.Violations = append(d.Violations, Violation{
-					Rule: RuleHostOwnership, Field: hostField(h, u), Value: u.Name.String(),
-					Message: fmt.Sprintf("host %q belongs to %s %q in this namespace: tenant %q gives each host to one object", o.Name, o.Object.Kind, o.Object.Name, owner.Tenant),
-					Instead: fmt.Sprintf("add your paths to %s %q, or use another host.", o.Object.Kind, o.Object.Name),
-				})
-				continue
-			}
-			d.Violations = append(d.Violations, e.ownershipViolation(u, o, h, tenant))
+			d.Violations = append(d.Violations, e.ownershipViolation(u.Name, hostField(h, u), o, owner))
 		}
 		// A host owned elsewhere is never claimed, even when the conflict
 		// predates the guard and an update is let through.
 		if !owned && !conflict {
 			d.Claims = append(d.Claims, u.Name)
+			if d.claimFields == nil {
+				d.claimFields = map[hosts.Name]string{}
+			}
+			d.claimFields[u.Name] = hostField(h, u)
 		}
 		d.Violations = append(d.Violations, e.pathConflicts(u, h, objectMode, ix)...)
 	}
@@ -122,29 +118,58 @@ func allowlistViolation(u hosts.Use, t *Tenant, h *hosted) Violation {
 	return v
 }
 
-func (e *Engine) ownershipViolation(u hosts.Use, o hosts.Owner, h *hosted, tenant *Tenant) Violation {
-	who := e.describeOwner(o, tenant)
+// ownershipViolation refuses name, named at field, because o owns it (or
+// a host it overlaps) and requester may not use it. The index path of
+// checkHosts and ClaimRefused both build their refusal here, so that one
+// conflict reads the same whichever step finds it.
+func (e *Engine) ownershipViolation(name hosts.Name, field string, o hosts.Owner, requester hosts.Owner) Violation {
+	if o.Namespace != "" && o.Namespace == requester.Namespace && o.Object != nil {
+		return Violation{
+			Rule: RuleHostOwnership, Field: field, Value: name.String(),
+			Message: fmt.Sprintf("host %q belongs to %s %q in this namespace: tenant %q gives each host to one object", o.Name, o.Object.Kind, o.Object.Name, requester.Tenant),
+			Instead: fmt.Sprintf("add your paths to %s %q, or use another host.", o.Object.Kind, o.Object.Name),
+		}
+	}
+	who := e.describeOwner(o, requester.Tenant)
 	var what string
-	if o.Name == u.Name {
-		what = fmt.Sprintf("host %q belongs to %s", u.Name, who)
+	if o.Name == name {
+		what = fmt.Sprintf("host %q belongs to %s", name, who)
 	} else {
-		what = fmt.Sprintf("host %q overlaps %q, which belongs to %s", u.Name, o.Name, who)
+		what = fmt.Sprintf("host %q overlaps %q, which belongs to %s", name, o.Name, who)
 	}
 	if o.Reserved && o.Namespace == "" {
 		what = fmt.Sprintf("host %q is reserved for tenant %q", o.Name, o.Tenant)
 	}
 	return Violation{
-		Rule: RuleHostOwnership, Field: hostField(h, u), Value: u.Name.String(),
+		Rule: RuleHostOwnership, Field: field, Value: name.String(),
 		Message: what + "; a host is served from one namespace only, so that no Ingress or route can take over another's traffic",
 		Instead: fmt.Sprintf("use another host; if the owner no longer needs %q, its owners delete what uses it and it is released %s later (HostClaim %s).",
 			o.Name, e.cfg.ClaimGracePeriod.Duration, hosts.ClaimName(o.Name)),
 	}
 }
 
+// ClaimRefused turns a claim the API server refused into the denial: d is
+// the decision whose Claims were being made, c the conflict the claimer
+// met. The violation is the one the ownership index would have given for
+// the same owner (same field, owner, redaction and release hint); a claim
+// made at the same moment by another request adds that a retry may pass.
+func (e *Engine) ClaimRefused(d Decision, c *hosts.ConflictError) Decision {
+	field, ok := d.claimFields[c.Name]
+	if !ok {
+		field = "spec" // a name the decision did not claim; never from the webhook
+	}
+	v := e.ownershipViolation(c.Name, field, c.Owner, d.ClaimOwner)
+	if c.Concurrent {
+		v.Message += fmt.Sprintf("; %q was claimed at the same moment by another request, which may yet withdraw", c.Owner.Name)
+		v.Instead = "retry in a moment; if it is refused again, " + v.Instead
+	}
+	return Decision{Violations: []Violation{v}, Warnings: d.Warnings}
+}
+
 // describeOwner names the owner for a message; with RedactOwnerNamespace,
-// another tenant's namespace is not shown.
-func (e *Engine) describeOwner(o hosts.Owner, requester *Tenant) string {
-	sameTenant := requester != nil && o.Tenant == requester.Name
+// the namespace of another tenant, or of no tenant, is not shown.
+func (e *Engine) describeOwner(o hosts.Owner, requesterTenant string) string {
+	sameTenant := requesterTenant != "" && o.Tenant == requesterTenant
 	switch {
 	case o.Tenant == "":
 		if e.cfg.RedactOwnerNamespace {

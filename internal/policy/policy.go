@@ -147,6 +147,9 @@ type Decision struct {
 	Claims []hosts.Name `json:"-"`
 	// ClaimOwner is who the claims are for.
 	ClaimOwner hosts.Owner `json:"-"`
+	// claimFields says where each claimed name is first written in the
+	// object, for ClaimRefused.
+	claimFields map[hosts.Name]string
 }
 
 // Allowed reports whether the request may proceed.
