@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -87,6 +88,9 @@ type TenantReconciler struct {
 	Reader   client.Reader
 	Recorder events.EventRecorder
 	Options  tenancy.Options
+	// Workers is how many Tenants are reconciled at once (default 4); one
+	// Tenant is never reconciled by two workers.
+	Workers int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -112,7 +116,12 @@ func (r *TenantReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	}); err != nil {
 		return fmt.Errorf("index host claims by tenant: %w", err)
 	}
-	b := ctrl.NewControllerManagedBy(mgr).Named("tenants").For(&v1alpha1.Tenant{})
+	workers := r.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	b := ctrl.NewControllerManagedBy(mgr).Named("tenants").For(&v1alpha1.Tenant{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers})
 	for _, k := range managedKinds {
 		if err := idx.IndexField(ctx, k.obj, managedForIndex, labelIndex(tenancy.ManagedLabel)); err != nil {
 			return fmt.Errorf("index %T by tenant: %w", k.obj, err)

@@ -120,12 +120,12 @@ func refuseName(u User, name, want string, owned []*v1alpha1.Tenant, labelled fu
 		may = append(may, fmt.Sprintf("tenant %q: names %s, %s", t.Name, strings.Join(ps, " or "),
 			quotaText(t, len(Namespaces(t, labelled(t.Name), nil)))))
 	}
-	why := "does not start with a prefix of a tenant you own"
+	why := fmt.Sprintf("its name does not start with a prefix of a tenant %s owns", u.Name)
 	if want != "" {
-		why = fmt.Sprintf("is labelled for tenant %q, which you do not own or whose prefixes it does not start with", want)
+		why = fmt.Sprintf("it is labelled for tenant %q, which %s does not own or whose prefixes its name does not start with", want, u.Name)
 	}
-	return fmt.Sprintf("namespace %q is refused: %s is a tenant owner and the name %s (%s); choose a name with one of those prefixes, or ask the platform team for the namespace",
-		name, u.Name, why, strings.Join(may, "; "))
+	return fmt.Sprintf("namespace %q is refused: %s (%s); choose a name with one of those prefixes, or ask the platform team for the namespace",
+		name, why, strings.Join(may, "; "))
 }
 
 func quotaText(t *v1alpha1.Tenant, used int) string {
