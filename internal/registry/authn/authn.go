@@ -27,8 +27,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	authv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -39,9 +41,10 @@ import (
 // ErrInvalidCredentials is returned for a wrong name, password or token.
 var ErrInvalidCredentials = errors.New("invalid username or password")
 
-// Authenticator checks credentials.
+// Authenticator checks credentials. client is the caller's address
+// (host:port, as http.Request.RemoteAddr), for limits on guessing.
 type Authenticator interface {
-	Authenticate(ctx context.Context, username, password string) (authz.Identity, error)
+	Authenticate(ctx context.Context, client, username, password string) (authz.Identity, error)
 }
 
 // ServiceAccounts checks ServiceAccount tokens with TokenReview.
@@ -96,17 +99,24 @@ type Chain struct {
 	CacheTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Throttle, if not nil, limits failed logins and concurrent password
+	// checks. Logins answered by the cache are never throttled.
+	Throttle *Throttle
 
 	once  sync.Once
 	cache *loginCache
+	// checks counts password checks (bcrypt), for tests.
+	checks atomic.Int64
 }
 
 // DefaultCacheTTL bounds how long a removed robot or service account, or a
 // namespace moved to another tenant, keeps its old rights through the cache.
 const DefaultCacheTTL = 30 * time.Second
 
-// Authenticate implements Authenticator.
-func (c *Chain) Authenticate(ctx context.Context, username, password string) (authz.Identity, error) {
+// Authenticate implements Authenticator. A login the cache knows is
+// answered at once; any other first passes the Throttle, which may refuse
+// it (ErrThrottled) before any password is checked.
+func (c *Chain) Authenticate(ctx context.Context, client, username, password string) (authz.Identity, error) {
 	if password == "" {
 		return authz.Identity{}, ErrInvalidCredentials
 	}
@@ -120,7 +130,12 @@ func (c *Chain) Authenticate(ctx context.Context, username, password string) (au
 	if id, ok := c.cache.get(key, robots, now); ok {
 		return id, nil
 	}
+	done, err := c.Throttle.begin(username, client)
+	if err != nil {
+		return authz.Identity{}, err
+	}
 	id, err := c.authenticate(ctx, robots, username, password)
+	done(err)
 	if err != nil {
 		return authz.Identity{}, err
 	}
@@ -132,10 +147,31 @@ func (c *Chain) Authenticate(ctx context.Context, username, password string) (au
 
 func (c *Chain) authenticate(ctx context.Context, robots *Robots, username, password string) (authz.Identity, error) {
 	if _, isRobot := robots.lookup(username); isRobot || c.ServiceAccounts == nil || !looksLikeJWT(password) {
-		id, _, err := robots.verify(username, password)
+		var id authz.Identity
+		var err error
+		if terr := c.checkPassword(ctx, func() { id, _, err = robots.verify(username, password) }); terr != nil {
+			return authz.Identity{}, terr
+		}
 		return id, err
 	}
-	return c.ServiceAccounts.Authenticate(ctx, password)
+	id, err := c.ServiceAccounts.Authenticate(ctx, password)
+	if errors.Is(err, ErrInvalidCredentials) {
+		// A refused token costs what a wrong robot password costs, so the
+		// time of a refusal does not tell robot names from other names.
+		_, hash, _ := robots.hashFor(username)
+		if terr := c.checkPassword(ctx, func() { _ = bcrypt.CompareHashAndPassword(hash, []byte(password)) }); terr != nil {
+			return authz.Identity{}, terr
+		}
+	}
+	return id, err
+}
+
+// checkPassword runs one bcrypt check when the throttle gives it a turn.
+func (c *Chain) checkPassword(ctx context.Context, f func()) error {
+	return c.Throttle.check(ctx, func() {
+		c.checks.Add(1)
+		f()
+	})
 }
 
 func (c *Chain) now() time.Time {

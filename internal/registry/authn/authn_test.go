@@ -62,26 +62,26 @@ func TestChainRobots(t *testing.T) {
 	c := &Chain{Robots: func() *Robots { return current }, Now: func() time.Time { return now }}
 	ctx := context.Background()
 
-	id, err := c.Authenticate(ctx, "ci", "secret")
+	id, err := c.Authenticate(ctx, "192.0.2.1:1234", "ci", "secret")
 	if err != nil || id != (authz.Identity{Subject: "robot:ci", Tenant: "project1"}) {
 		t.Fatalf("ci: %+v, %v", id, err)
 	}
-	id, err = c.Authenticate(ctx, "puller", "secret")
+	id, err = c.Authenticate(ctx, "192.0.2.1:1234", "puller", "secret")
 	if err != nil || id.Limit != authz.Pull {
 		t.Fatalf("puller: %+v, %v", id, err)
 	}
 	for _, bad := range [][2]string{{"ci", "wrong"}, {"nobody", "secret"}, {"ci", ""}, {"", "secret"}} {
-		if _, err := c.Authenticate(ctx, bad[0], bad[1]); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := c.Authenticate(ctx, "192.0.2.1:1234", bad[0], bad[1]); !errors.Is(err, ErrInvalidCredentials) {
 			t.Errorf("Authenticate(%q, %q) = %v, want ErrInvalidCredentials", bad[0], bad[1], err)
 		}
 	}
 	// A JWT-shaped password for a robot name is checked against the robot, not TokenReview.
-	if _, err := c.Authenticate(ctx, "ci", "aaaaaaaa.bbbbbbbb.cccccccc"); !errors.Is(err, ErrInvalidCredentials) {
+	if _, err := c.Authenticate(ctx, "192.0.2.1:1234", "ci", "aaaaaaaa.bbbbbbbb.cccccccc"); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("JWT-shaped password without service accounts: %v", err)
 	}
 
 	// The cache answers while the robots are unchanged ...
-	if _, err := c.Authenticate(ctx, "ci", "secret"); err != nil {
+	if _, err := c.Authenticate(ctx, "192.0.2.1:1234", "ci", "secret"); err != nil {
 		t.Fatal(err)
 	}
 	// ... and forgets when the file changes (the password was rotated).
@@ -90,16 +90,16 @@ func TestChainRobots(t *testing.T) {
 		t.Fatal(err)
 	}
 	current = rotated
-	if _, err := c.Authenticate(ctx, "ci", "secret"); !errors.Is(err, ErrInvalidCredentials) {
+	if _, err := c.Authenticate(ctx, "192.0.2.1:1234", "ci", "secret"); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("old password accepted after rotation: %v", err)
 	}
-	if _, err := c.Authenticate(ctx, "ci", "new"); err != nil {
+	if _, err := c.Authenticate(ctx, "192.0.2.1:1234", "ci", "new"); err != nil {
 		t.Errorf("new password: %v", err)
 	}
 	// Entries expire.
 	now = now.Add(DefaultCacheTTL + time.Second)
 	current, _ = ParseRobots([]byte("robots: []"))
-	if _, err := c.Authenticate(ctx, "ci", "new"); !errors.Is(err, ErrInvalidCredentials) {
+	if _, err := c.Authenticate(ctx, "192.0.2.1:1234", "ci", "new"); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("removed robot accepted: %v", err)
 	}
 }
@@ -135,7 +135,7 @@ func BenchmarkLogin(b *testing.B) {
 			c := &Chain{Robots: func() *Robots { return rs }, CacheTTL: bc.ttl}
 			ctx := context.Background()
 			for i := 0; i < b.N; i++ {
-				if _, err := c.Authenticate(ctx, "ci", "secret"); err != nil {
+				if _, err := c.Authenticate(ctx, "192.0.2.1:1234", "ci", "secret"); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 	"sigs.k8s.io/yaml"
@@ -35,6 +36,10 @@ type RobotFile struct {
 // Robots is a parsed, immutable set of robot accounts.
 type Robots struct {
 	byName map[string]robot
+	// dummy is checked for unknown names. Its cost is the highest of the
+	// robots', so a wrong name costs as much as a wrong password and the
+	// time of a refusal does not tell which names exist.
+	dummy []byte
 }
 
 type robot struct {
@@ -43,8 +48,13 @@ type robot struct {
 	limit  authz.Actions
 }
 
-// minBcryptCost refuses hashes too cheap to slow down a guess.
-const minBcryptCost = 10
+// minBcryptCost refuses hashes too cheap to slow down a guess;
+// maxBcryptCost hashes so dear that every login (and every guess) would
+// cost the gateway seconds of CPU.
+const (
+	minBcryptCost = 10
+	maxBcryptCost = 16
+)
 
 // ParseRobots parses and checks a robot accounts file.
 func ParseRobots(data []byte) (*Robots, error) {
@@ -53,6 +63,7 @@ func ParseRobots(data []byte) (*Robots, error) {
 		return nil, fmt.Errorf("robot accounts: %w", err)
 	}
 	rs := &Robots{byName: map[string]robot{}}
+	maxCost := minBcryptCost
 	for i, r := range f.Robots {
 		if r.Name == "" || strings.ContainsAny(r.Name, ": \t\r\n") {
 			return nil, fmt.Errorf("robot accounts: entry %d: name %q must be non-empty, without ':' or white space", i, r.Name)
@@ -70,6 +81,10 @@ func ParseRobots(data []byte) (*Robots, error) {
 		if cost < minBcryptCost {
 			return nil, fmt.Errorf("robot accounts: %s: bcrypt cost %d is below %d", r.Name, cost, minBcryptCost)
 		}
+		if cost > maxBcryptCost {
+			return nil, fmt.Errorf("robot accounts: %s: bcrypt cost %d is above %d, which would cost seconds of CPU per login; use 10 to 14 (htpasswd -nbBC 12)", r.Name, cost, maxBcryptCost)
+		}
+		maxCost = max(maxCost, cost)
 		var limit authz.Actions
 		for _, a := range r.Actions {
 			x := authz.ParseAction(a)
@@ -79,6 +94,15 @@ func ParseRobots(data []byte) (*Robots, error) {
 			limit |= x
 		}
 		rs.byName[r.Name] = robot{tenant: r.Tenant, hash: []byte(r.PasswordHash), limit: limit}
+	}
+	if maxCost == minBcryptCost {
+		rs.dummy = defaultDummyHash()
+	} else {
+		h, err := bcrypt.GenerateFromPassword([]byte("no such robot"), maxCost)
+		if err != nil {
+			return nil, fmt.Errorf("robot accounts: %w", err)
+		}
+		rs.dummy = h
 	}
 	return rs, nil
 }
@@ -101,18 +125,34 @@ func (rs *Robots) Len() int {
 	return len(rs.byName)
 }
 
-// dummyHash is compared against when the user is unknown, so an unknown
-// name costs as much time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such robot"), minBcryptCost)
+// defaultDummyHash is the dummy of robot sets at the lowest cost, and of
+// no robots at all (service account logins only).
+var defaultDummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such robot"), minBcryptCost)
+	return h
+})
+
+// hashFor returns the hash a password for name is checked against: the
+// robot's, or the dummy when no robot has the name.
+func (rs *Robots) hashFor(name string) (robot, []byte, bool) {
+	if r, ok := rs.lookup(name); ok {
+		return r, r.hash, true
+	}
+	if rs == nil || rs.dummy == nil {
+		return robot{}, defaultDummyHash(), false
+	}
+	return robot{}, rs.dummy, false
+}
 
 // verify checks a robot's password. ok is false when no robot has the name.
+// An unknown name is checked against the dummy hash all the same.
 func (rs *Robots) verify(name, password string) (authz.Identity, bool, error) {
-	r, ok := rs.lookup(name)
+	r, hash, ok := rs.hashFor(name)
+	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
 	if !ok {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		return authz.Identity{}, false, ErrInvalidCredentials
 	}
-	if err := bcrypt.CompareHashAndPassword(r.hash, []byte(password)); err != nil {
+	if err != nil {
 		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
 			return authz.Identity{}, true, ErrInvalidCredentials
 		}

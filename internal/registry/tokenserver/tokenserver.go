@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +79,8 @@ type tokenError struct {
 	code   string // distribution-spec code
 	oauth  string // RFC 6749 error
 	msg    string
+	// retryAfter, if set, is sent as Retry-After (whole seconds, rounded up).
+	retryAfter time.Duration
 }
 
 func (e *tokenError) Error() string { return e.msg }
@@ -139,8 +142,14 @@ func (s *Server) issue(r *http.Request, service, username, password string, scop
 	if err != nil {
 		return response{}, &tokenError{status: http.StatusBadRequest, code: "NAME_INVALID", oauth: "invalid_scope", msg: err.Error()}
 	}
-	id, err := s.Authenticator.Authenticate(r.Context(), username, password)
+	id, err := s.Authenticator.Authenticate(r.Context(), r.RemoteAddr, username, password)
 	if err != nil {
+		var throttled *authn.ThrottledError
+		if errors.As(err, &throttled) {
+			s.audit(r, "deny", username, authz.Identity{}, requested, nil, err.Error())
+			return response{}, &tokenError{status: http.StatusTooManyRequests, code: "TOOMANYREQUESTS", oauth: "temporarily_unavailable",
+				msg: err.Error(), retryAfter: throttled.RetryAfter}
+		}
 		if errors.Is(err, authn.ErrInvalidCredentials) {
 			s.audit(r, "deny", username, authz.Identity{}, requested, nil, err.Error())
 			return response{}, &tokenError{status: http.StatusUnauthorized, code: "UNAUTHORIZED", oauth: "invalid_grant", msg: "invalid username or password"}
@@ -219,6 +228,7 @@ func (s *Server) log() *slog.Logger {
 
 func (s *Server) writeGetError(w http.ResponseWriter, err error) {
 	te := asTokenError(err)
+	te.setRetryAfter(w)
 	code := te.code
 	if code == "" {
 		code = "UNKNOWN"
@@ -228,10 +238,17 @@ func (s *Server) writeGetError(w http.ResponseWriter, err error) {
 
 func (s *Server) writePostError(w http.ResponseWriter, err error) {
 	te := asTokenError(err)
+	te.setRetryAfter(w)
 	if te.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="tenantguard registry"`)
 	}
 	writeJSON(w, te.status, map[string]string{"error": te.oauth, "error_description": te.msg})
+}
+
+func (te *tokenError) setRetryAfter(w http.ResponseWriter) {
+	if te.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((te.retryAfter+time.Second-1)/time.Second), 10))
+	}
 }
 
 func asTokenError(err error) *tokenError {
