@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantguard/tenantguard/internal/config"
 	"github.com/tenantguard/tenantguard/internal/guard"
+	"github.com/tenantguard/tenantguard/internal/webhook"
 )
 
 func newServeCommand() *cobra.Command {
@@ -24,7 +25,9 @@ func newServeCommand() *cobra.Command {
 certificate and key from --cert-dir, reloaded when they change), health
 endpoints (/healthz, /readyz) and Prometheus metrics (/metrics), and, on the
 elected leader, the controllers that release unused host claims and claim the
-hosts of objects that predate the guard.
+hosts of objects that predate the guard. Every replica serves the webhook,
+leader or not; a replica that loses the lease stops its controllers and
+campaigns again.
 
 Run two or more replicas: they share state only through the API server, and
 host claims are race-free across them.`,
@@ -61,7 +64,15 @@ host claims are race-free across them.`,
 	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", "0.0.0.0:8080", `host:port of /metrics ("0" disables)`)
 	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "run the controllers on one replica at a time")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the configuration's guardNamespace)")
-	f.DurationVar(&opts.RequestTimeout, "request-timeout", 8*time.Second, "bound on one admission request; keep it below the webhook configuration's timeoutSeconds")
+	f.DurationVar(&opts.RequestTimeout, "request-timeout", 8*time.Second, "upper bound on answering one admission request; the guard also answers a margin before the deadline the API server sends (the webhook's timeoutSeconds)")
+	f.Float32Var(&opts.KubeAPIQPS, "kube-api-qps", guard.DefaultKubeAPIQPS, "client-side rate limit (requests/s) of the informers, controllers and adopter; a negative value turns it off")
+	f.IntVar(&opts.KubeAPIBurst, "kube-api-burst", guard.DefaultKubeAPIBurst, "burst of --kube-api-qps")
+	f.Float32Var(&opts.WebhookClientQPS, "webhook-kube-api-qps", -1, "client-side rate limit of the webhook's host claims, with a limiter of its own; negative (the default) turns it off, so that the API server's priority and fairness (the FlowSchema install renders) bounds it")
+	f.IntVar(&opts.WebhookBurst, "webhook-kube-api-burst", 0, "burst of --webhook-kube-api-qps")
+	f.Int64Var(&opts.Edge.MaxBodyBytes, "max-request-bytes", webhook.DefaultMaxBodyBytes, "largest AdmissionReview accepted")
+	f.IntVar(&opts.Edge.MaxInFlight, "max-requests-inflight", webhook.DefaultMaxInFlight, "admission requests decided at once; more wait, and are refused with a retry message at their deadline")
+	f.Int64Var(&opts.Edge.InFlightBytes, "max-inflight-bytes", webhook.DefaultInFlightBytes, "request bodies held at once, in bytes; bounds the webhook's memory whatever is posted to it")
+	f.StringVar(&opts.ClientCAFile, "client-ca-file", "", "if set, the webhook requires a client certificate signed by this CA (the API server's; see docs/install.md)")
 	f.DurationVar(&opts.AdoptInterval, "adopt-interval", time.Minute, "time between passes that claim the hosts of objects without a claim")
 	return cmd
 }

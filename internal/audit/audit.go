@@ -132,12 +132,53 @@ func Run(ctx context.Context, c client.Reader, engine *policy.Engine) (Result, e
 		return cmp.Or(a.obj.GetCreationTimestamp().Compare(b.obj.GetCreationTimestamp().Time),
 			cmp.Compare(a.obj.GetNamespace(), b.obj.GetNamespace()), cmp.Compare(a.obj.GetName(), b.obj.GetName()))
 	})
+	served := hosts.NewIndex()
 	for _, it := range items {
 		req := policy.Request{Operation: policy.Create, Object: it.obj, Kind: it.gvk, Namespace: it.obj.GetNamespace(), Name: it.obj.GetName()}
 		res.Objects++
 		res.add(it.gvk.Kind, req.Namespace, req.Name, view.Record(engine, req))
+		res.sharedHosts(engine, served, it.gvk, it.obj)
 	}
 	return res, nil
+}
+
+// sharedHosts reports the hosts obj serves that an older object of another
+// namespace serves too, whatever the claims say and in every namespace,
+// excluded ones included: the cluster's traffic, not its records, is what
+// two namespaces must not share. served holds the objects seen so far
+// (all older, as the audit goes oldest first); obj is added to it.
+func (r *Result) sharedHosts(engine *policy.Engine, served *hosts.Index, gvk schema.GroupVersionKind, obj client.Object) {
+	ns := obj.GetNamespace()
+	uses, _ := engine.HostUses(obj, ns)
+	for _, u := range uses {
+		for _, o := range served.Overlapping(u.Name, 0, func(o hosts.Owner) bool { return o.Namespace != ns }) {
+			if r.hasHostFinding(gvk.Kind, ns, obj.GetName(), u.Name.String()) {
+				continue
+			}
+			what := fmt.Sprintf("host %q is also served from namespace %q, by an older object", u.Name, o.Namespace)
+			if o.Name != u.Name {
+				what = fmt.Sprintf("host %q overlaps %q, which an older object serves from namespace %q", u.Name, o.Name, o.Namespace)
+			}
+			r.Findings = append(r.Findings, policy.Finding{Kind: gvk.Kind, Namespace: ns, Name: obj.GetName(), Violation: policy.Violation{
+				Rule: policy.RuleHostOwnership, Field: "spec", Value: u.Name.String(),
+				Message: what + "; two namespaces serve one host, and the ingress controller sends its traffic to one of them",
+				Instead: "remove the host from the newer object, or move both into one namespace.",
+			}})
+		}
+	}
+	for i := range uses {
+		uses[i].Created = obj.GetCreationTimestamp().Time
+	}
+	served.SetUses(hosts.ObjectKey{Namespace: ns, Group: gvk.Group, Kind: gvk.Kind, Name: obj.GetName()}, uses)
+}
+
+func (r *Result) hasHostFinding(kind, namespace, name, host string) bool {
+	for _, f := range r.Findings {
+		if f.Kind == kind && f.Namespace == namespace && f.Name == name && f.Rule == policy.RuleHostOwnership && f.Value == host {
+			return true
+		}
+	}
+	return false
 }
 
 // overlappingClaims reports claims of different owners whose names

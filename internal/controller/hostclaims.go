@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -110,7 +111,18 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	// Every update of a claim records its creation revision first; see
 	// hosts.StampCreateRevision. (Settled claims have it already.)
 	if err := hosts.StampCreateRevision(ctx, r.Client, hc); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		return lookAgainOnConflict(ctx, err)
+	}
+	// Claims written by hand, or by an older guard, get the labels the
+	// claimer's consistent LIST selects by.
+	if want := hosts.ClaimLabels(hosts.OwnerOf(hc).Name); !hasLabels(hc.Labels, want) {
+		if hc.Labels == nil {
+			hc.Labels = map[string]string{}
+		}
+		maps.Copy(hc.Labels, want)
+		if err := r.Client.Update(ctx, hc); err != nil {
+			return lookAgainOnConflict(ctx, err)
+		}
 	}
 	status := hc.Status.DeepCopy()
 	status.Objects = objects
@@ -125,7 +137,7 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if !equalStatus(hc.Status, *status) {
 		hc.Status = *status
 		if err := r.Client.Status().Update(ctx, hc); err != nil {
-			return reconcile.Result{}, client.IgnoreNotFound(err)
+			return lookAgainOnConflict(ctx, err)
 		}
 	}
 	if status.UnusedSince == nil {
@@ -135,6 +147,28 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{RequeueAfter: left}, nil
 	}
 	return r.release(ctx, hc, "unused since "+status.UnusedSince.Time.Format(time.RFC3339))
+}
+
+// lookAgainOnConflict treats an update conflict (the claim changed since the
+// cache read it) as the ordinary event it is: look again, log at debug.
+func lookAgainOnConflict(ctx context.Context, err error) (reconcile.Result, error) {
+	switch {
+	case apierrors.IsNotFound(err):
+		return reconcile.Result{}, nil
+	case apierrors.IsConflict(err):
+		log.FromContext(ctx).V(1).Info("claim changed while reconciling; looking again", "error", err.Error())
+		return reconcile.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	return reconcile.Result{}, err
+}
+
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // release deletes the claim as read: if something changed it since, the

@@ -7,12 +7,15 @@ package guard
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -61,13 +64,35 @@ type Options struct {
 	// AdoptInterval is the time between passes that claim the hosts of
 	// existing objects (default 1m).
 	AdoptInterval time.Duration
+	// Client rate limits of the guard's two API clients, each with its own
+	// limiter: the manager's (informers, controllers, the adopter) and the
+	// webhook's (host claims on the request path). A QPS below zero turns
+	// client-side limiting off; the API server's priority and fairness,
+	// through the FlowSchema install renders, then bounds the guard.
+	KubeAPIQPS       float32
+	KubeAPIBurst     int
+	WebhookClientQPS float32
+	WebhookBurst     int
+	// Edge bounds what callers of the webhook can make it do; see
+	// webhook.Edge. Zero values take its defaults.
+	Edge webhook.EdgeLimits
+	// ClientCAFile, if set, makes the webhook require a client certificate
+	// signed by this CA (the API server's, see docs/install.md).
+	ClientCAFile string
 }
+
+// Client defaults: high enough that a claim never waits on client-go.
+const (
+	DefaultKubeAPIQPS   = 200
+	DefaultKubeAPIBurst = 400
+)
 
 // Guard is a configured, not yet started, guard.
 type Guard struct {
-	mgr    manager.Manager
-	feeder *viewFeeder
-	view   *policy.Snapshot
+	mgr         manager.Manager
+	feeder      *viewFeeder
+	view        *policy.Snapshot
+	controllers *controllers
 }
 
 // New builds a guard. Start runs it.
@@ -83,6 +108,10 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 8 * time.Second
 	}
+	clientCAs, err := loadClientCAs(opts.ClientCAFile)
+	if err != nil {
+		return nil, err
+	}
 	server := crwebhook.NewServer(crwebhook.Options{
 		Host: host, Port: port, CertDir: opts.CertDir,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
@@ -91,6 +120,10 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 			// replicas connection by connection, and keeps the webhook out
 			// of HTTP/2 stream floods (CVE-2023-44487).
 			c.NextProtos = []string{"http/1.1"}
+			if clientCAs != nil {
+				c.ClientCAs = clientCAs
+				c.ClientAuth = tls.RequireAndVerifyClientCert
+			}
 		}},
 	})
 	metricsAddr := opts.MetricsAddr
@@ -101,16 +134,17 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	if healthAddr == "" {
 		healthAddr = "0"
 	}
-	mgr, err := ctrl.NewManager(opts.RestConfig, manager.Options{
-		Scheme:                  kinds.Scheme,
-		WebhookServer:           server,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:  healthAddr,
-		LeaderElection:          opts.LeaderElection,
-		LeaderElectionID:        "tenantguard.dev",
-		LeaderElectionNamespace: opts.LeaderElectionNamespace,
-		Logger:                  ctrl.Log.WithName("tenantguard"),
-		Controller:              ctrlconfig.Controller{SkipNameValidation: &opts.SharedProcess},
+	base := withRateLimit(opts.RestConfig, opts.KubeAPIQPS, opts.KubeAPIBurst)
+	// The webhook, health and metrics serve on every replica, leader or
+	// not: this manager never campaigns. The controllers run under their
+	// own leader-elected manager (see controllers).
+	mgr, err := ctrl.NewManager(base, manager.Options{
+		Scheme:                 kinds.Scheme,
+		WebhookServer:          server,
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: healthAddr,
+		Logger:                 ctrl.Log.WithName("tenantguard"),
+		Controller:             ctrlconfig.Controller{SkipNameValidation: &opts.SharedProcess},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -126,8 +160,11 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Claims are read from the API server, never from the cache.
-	direct, err := client.New(opts.RestConfig, client.Options{Scheme: kinds.Scheme, Mapper: mgr.GetRESTMapper()})
+	// Claims are read from the API server, never from the cache, through a
+	// client of the webhook's own, so that no controller traffic can make
+	// a request wait.
+	webhookConfig := withRateLimit(opts.RestConfig, opts.WebhookClientQPS, opts.WebhookBurst)
+	direct, err := client.New(webhookConfig, client.Options{Scheme: kinds.Scheme, Mapper: mgr.GetRESTMapper()})
 	if err != nil {
 		return nil, err
 	}
@@ -137,15 +174,20 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	if opts.SharedProcess {
 		registry = prometheus.NewRegistry()
 	}
+	handlerMetrics := webhook.NewMetrics(registry)
 	handler := &webhook.Handler{
 		Engine: engine, View: view, Claimer: claimer, Namespaces: direct,
 		WaitReady: feeder.waitSynced,
-		Metrics:   webhook.NewMetrics(registry),
+		Metrics:   handlerMetrics,
 	}
-	hook := &admission.Webhook{Handler: handler}
+	edge := &webhook.Edge{
+		Next:    &admission.Webhook{Handler: handler},
+		Limits:  opts.Edge,
+		Timeout: opts.RequestTimeout,
+		Metrics: handlerMetrics,
+	}
 	// GetWebhookServer (not the server variable) adds it to the manager.
-	mgr.GetWebhookServer().Register(webhook.Path, http.TimeoutHandler(hook, opts.RequestTimeout,
-		`{"kind":"Status","status":"Failure","message":"tenantguard timed out deciding this request; retry"}`))
+	mgr.GetWebhookServer().Register(webhook.Path, edge)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -165,25 +207,66 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	if err := controller.IndexHostObjects(ctx, mgr, engine, hostKinds); err != nil {
 		return nil, err
 	}
-	rec := &controller.HostClaimReconciler{
-		Client: mgr.GetClient(), Engine: engine, Kinds: hostKinds,
-		GracePeriod: opts.Config.ClaimGracePeriod.Duration,
+	// The adopter claims with a client of its own: it claims at the API
+	// server's pace without taking the webhook's.
+	adoptClient, err := client.New(base, client.Options{Scheme: kinds.Scheme, Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, err
 	}
-	if err := rec.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("set up host claim controller: %w", err)
+	ctrls := &controllers{
+		config: base, cache: mgr.GetCache(), elect: opts.LeaderElection,
+		namespace: opts.LeaderElectionNamespace,
+		setup: func(cm manager.Manager) error {
+			rec := &controller.HostClaimReconciler{
+				Client: cm.GetClient(), Engine: engine, Kinds: hostKinds,
+				GracePeriod: opts.Config.ClaimGracePeriod.Duration,
+			}
+			if err := rec.SetupWithManager(cm); err != nil {
+				return fmt.Errorf("set up host claim controller: %w", err)
+			}
+			return cm.Add(&controller.Adopter{
+				Client: cm.GetClient(), Claimer: &hosts.Claimer{Client: adoptClient}, Engine: engine, View: view, Kinds: hostKinds,
+				Interval: opts.AdoptInterval, WaitSynced: feeder.waitSynced,
+				Recorder: cm.GetEventRecorder("tenantguard"),
+			})
+		},
 	}
-	adopter := &controller.Adopter{
-		Client: mgr.GetClient(), Claimer: claimer, Engine: engine, View: view, Kinds: hostKinds,
-		Interval: opts.AdoptInterval, WaitSynced: feeder.waitSynced,
-		Recorder: mgr.GetEventRecorder("tenantguard"),
-	}
-	if err := mgr.Add(adopter); err != nil {
+	if err := mgr.Add(ctrls); err != nil {
 		return nil, err
 	}
 	if err := mgr.Add(&kindWatch{mapper: mgr.GetRESTMapper(), watching: hostKinds, interval: 30 * time.Second}); err != nil {
 		return nil, err
 	}
-	return &Guard{mgr: mgr, feeder: feeder, view: view}, nil
+	return &Guard{mgr: mgr, feeder: feeder, view: view, controllers: ctrls}, nil
+}
+
+// withRateLimit returns a copy of cfg with its own client-side rate
+// limiter (none when qps < 0; client-go's defaults when both are zero).
+func withRateLimit(cfg *rest.Config, qps float32, burst int) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.RateLimiter = nil
+	if qps != 0 {
+		c.QPS = qps
+	}
+	if burst != 0 {
+		c.Burst = burst
+	}
+	return c
+}
+
+func loadClientCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--client-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--client-ca-file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }
 
 // Start runs the guard until ctx ends.

@@ -69,6 +69,9 @@ func feedView(ctx context.Context, c cache.Cache, hostKinds []controller.HostKin
 		gvk := k.GVK
 		set := func(o client.Object) {
 			uses, _ := engine.HostUses(o, o.GetNamespace())
+			for i := range uses {
+				uses[i].Created = o.GetCreationTimestamp().Time
+			}
 			view.Hosts().SetUses(objectKey(gvk, o), uses)
 		}
 		del := func(o client.Object) { view.Hosts().DeleteUses(objectKey(gvk, o)) }

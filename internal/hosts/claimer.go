@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -73,6 +76,7 @@ func (e *ConflictError) Error() string {
 // made is a claim one Claim call made: created (pending until settled), or
 // a reservation it bound to the owner's namespace.
 type made struct {
+	name      Name
 	claim     *v1alpha1.HostClaim
 	created   bool
 	createRev string
@@ -82,6 +86,12 @@ type made struct {
 // an error occurs, the claims this call created are deleted again and the
 // reservations it bound are unbound. Names the owner already holds are left
 // as they are. It returns the names of the claims it created or bound.
+//
+// A new name costs three API calls: the create, one consistent LIST of the
+// claims that may overlap it (two, issued together, for a wildcard), and
+// the status write that settles it. Creates go one by one in a fixed
+// order, so that two requests for the same names cannot each take a part;
+// the checks and the settling of several names run side by side.
 func (c *Claimer) Claim(ctx context.Context, names []Name, owner Owner) ([]string, error) {
 	sorted := append([]Name(nil), names...)
 	sort.Slice(sorted, func(i, j int) bool { return ClaimName(sorted[i]) < ClaimName(sorted[j]) })
@@ -98,23 +108,51 @@ func (c *Claimer) Claim(ctx context.Context, names []Name, owner Owner) ([]strin
 		if m == nil {
 			continue // already the owner's, and settled
 		}
+		m.name = n
 		done = append(done, *m)
-		if err := c.verify(ctx, n, m, owner); err != nil {
-			return fail(err)
-		}
 	}
-	for _, m := range done {
-		if m.created {
-			if err := c.settle(ctx, m); err != nil {
-				return fail(err)
-			}
+	if err := each(done, func(m *made) error { return c.verify(ctx, m, owner) }); err != nil {
+		return fail(err)
+	}
+	if err := each(done, func(m *made) error {
+		if !m.created {
+			return nil
 		}
+		return c.settle(ctx, m)
+	}); err != nil {
+		return fail(err)
 	}
 	out := make([]string, len(done))
 	for i, m := range done {
 		out[i] = m.claim.Name
 	}
 	return out, nil
+}
+
+// parallelChecks bounds the checks one request runs at once.
+const parallelChecks = 8
+
+// each runs f for every element, parallelChecks at a time, and returns
+// the error of the first element (in order) that failed.
+func each(ms []made, f func(*made) error) error {
+	errs := make([]error, len(ms))
+	sem := make(chan struct{}, parallelChecks)
+	var wg sync.WaitGroup
+	for i := range ms {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = f(&ms[i])
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // claimOne creates the claim of n, binds a reservation of the owner's
@@ -186,7 +224,8 @@ func (c *Claimer) claimOne(ctx context.Context, n Name, owner Owner) (*made, err
 
 // verify withdraws m if an older overlapping claim of another owner
 // exists.
-func (c *Claimer) verify(ctx context.Context, n Name, m *made, owner Owner) error {
+func (c *Claimer) verify(ctx context.Context, m *made, owner Owner) error {
+	n := m.name
 	mine := m.claim
 	myRev := m.createRev
 	if !m.created {
@@ -230,7 +269,7 @@ func Conflicts(o, owner Owner) bool {
 
 // settle records m's creation revision in its status: the claim is no
 // longer pending.
-func (c *Claimer) settle(ctx context.Context, m made) error {
+func (c *Claimer) settle(ctx context.Context, m *made) error {
 	hc := m.claim
 	for attempt := 0; ; attempt++ {
 		hc.Status.CreateRevision = m.createRev
@@ -255,30 +294,38 @@ func (c *Claimer) settle(ctx context.Context, m made) error {
 	}
 }
 
-// overlapping reads every claim that may overlap n: by name for the
-// wildcards above it, and by label for the claims below a wildcard. A GET
-// or LIST without resourceVersion is a consistent read: from etcd, or from
-// the watch cache only once it has caught up with etcd's current revision.
+// overlapping reads every claim that may overlap n: the wildcards on n's
+// parent domains with one set-based label selector, and for a wildcard the
+// claims below it with another, issued together. A LIST without
+// resourceVersion is a consistent read: from etcd, or from the watch cache
+// only once it has caught up with etcd's current revision.
 func (c *Claimer) overlapping(ctx context.Context, n Name) ([]v1alpha1.HostClaim, error) {
-	var out []v1alpha1.HostClaim
-	for _, name := range CandidateClaimNames(n) {
-		hc := v1alpha1.HostClaim{}
-		err := c.Client.Get(ctx, client.ObjectKey{Name: name}, &hc)
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read claim %s: %w", name, err)
-		}
-		out = append(out, hc)
+	above, err := labels.NewRequirement(DomainLabel, selection.In, AboveSelector(n))
+	if err != nil {
+		return nil, fmt.Errorf("select claims above %s: %w", n, err)
 	}
+	lists := []client.ListOption{client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*above)}}
 	if n.Wildcard() {
 		key, value := BelowSelector(n.Host)
-		list := &v1alpha1.HostClaimList{}
-		if err := c.Client.List(ctx, list, client.MatchingLabels{key: value}); err != nil {
-			return nil, fmt.Errorf("list claims below %s: %w", n.Host, err)
+		lists = append(lists, client.MatchingLabels{key: value})
+	}
+	results := make([]v1alpha1.HostClaimList, len(lists))
+	errs := make([]error, len(lists))
+	var wg sync.WaitGroup
+	for i, opt := range lists {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Client.List(ctx, &results[i], opt)
+		}()
+	}
+	wg.Wait()
+	var out []v1alpha1.HostClaim
+	for i := range results {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("list claims overlapping %s: %w", n, errs[i])
 		}
-		out = append(out, list.Items...)
+		out = append(out, results[i].Items...)
 	}
 	return out, nil
 }

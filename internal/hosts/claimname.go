@@ -41,13 +41,35 @@ func ClaimName(n Name) string {
 // checked with Overlaps.
 const SuffixLabelPrefix = "under.tenantguard.dev/"
 
-// ClaimLabels returns the suffix labels of n's claim.
+// DomainLabel marks a wildcard claim with the domain it is on (a hash of
+// it), so that one LIST with a set-based selector finds every wildcard on
+// any parent domain of a name: see AboveSelector.
+const DomainLabel = "tenantguard.dev/wildcard-domain"
+
+// ClaimLabels returns the labels of n's claim: the suffix labels, and for
+// a wildcard the domain label.
 func ClaimLabels(n Name) map[string]string {
 	labels := map[string]string{}
 	for _, s := range parents(n) {
 		labels[suffixLabelKey(s)] = suffixLabelValue(s)
 	}
+	if n.Wildcard() {
+		labels[DomainLabel] = suffixLabelValue(n.Host)
+	}
 	return labels
+}
+
+// AboveSelector returns the values of DomainLabel that select every
+// wildcard claim on a parent domain of n (for a wildcard, on its own
+// domain too): the claims above n that may overlap it. The hashes only
+// narrow the list; every result is checked with Overlaps.
+func AboveSelector(n Name) []string {
+	ps := parents(n)
+	values := make([]string, len(ps))
+	for i, p := range ps {
+		values[i] = suffixLabelValue(p)
+	}
+	return values
 }
 
 // BelowSelector returns the label key and value that select every claim
@@ -83,22 +105,4 @@ func suffixLabelKey(suffix string) string {
 func suffixLabelValue(suffix string) string {
 	sum := sha256.Sum256([]byte(suffix))
 	return hex.EncodeToString(sum[:16])
-}
-
-// CandidateClaimNames are the names of the claims that may overlap n and
-// can be found by name: wildcards on n's parent domains, and for a wildcard
-// the other wildcard kind on the same domain. Claims below a wildcard are
-// found with BelowSelector instead.
-func CandidateClaimNames(n Name) []string {
-	var names []string
-	for i, p := range parents(n) {
-		if i == 0 {
-			// For a name, *.parent in either semantics covers it; for a
-			// wildcard *.p, this is its own domain in either semantics.
-			names = append(names, ClaimName(Name{Host: p, Match: v1alpha1.HostMatchSingleLabel}))
-		}
-		// *.ancestor in Gateway API semantics covers everything below.
-		names = append(names, ClaimName(Name{Host: p, Match: v1alpha1.HostMatchAnyDepth}))
-	}
-	return names
 }

@@ -155,21 +155,23 @@ func TestOverlapsAgreesWithBruteForce(t *testing.T) {
 }
 
 // TestEveryOverlapIsFoundByTheClaimer checks the lookup the claimer does
-// after creating a claim: by name (CandidateClaimNames) and, for wildcards,
-// by label (BelowSelector). Every overlapping claim must be found, or the
-// race between a wildcard and a name would go undetected.
+// after creating a claim: the wildcards above by one set-based selector
+// (AboveSelector) and, for wildcards, the claims below by label
+// (BelowSelector). Every overlapping claim must be found, or the race
+// between a wildcard and a name would go undetected.
 func TestEveryOverlapIsFoundByTheClaimer(t *testing.T) {
 	u := universe()
 	for _, a := range u {
-		candidates := map[string]bool{}
-		for _, c := range hosts.CandidateClaimNames(a) {
-			candidates[c] = true
+		above := map[string]bool{}
+		for _, v := range hosts.AboveSelector(a) {
+			above[v] = true
 		}
 		for _, b := range u {
 			if a == b || !hosts.Overlaps(a, b) {
 				continue
 			}
-			found := candidates[hosts.ClaimName(b)]
+			v, labelled := hosts.ClaimLabels(b)[hosts.DomainLabel]
+			found := labelled && above[v]
 			if a.Wildcard() {
 				key, value := hosts.BelowSelector(a.Host)
 				found = found || hosts.ClaimLabels(b)[key] == value

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
 )
@@ -22,6 +23,11 @@ type Owner struct {
 	// Pending claims are being made by a request that may still withdraw
 	// them; the owner does not hold the host yet.
 	Pending bool
+	// Unclaimed owners have no claim yet: the oldest object using the
+	// name owns it all the same (an object of an excluded namespace, or
+	// one from before the guard, or from an outage). The claim records that
+	// ownership; it does not create it.
+	Unclaimed bool
 }
 
 // Use is one object using a host.
@@ -34,6 +40,9 @@ type Use struct {
 	// Canary is an ingress-nginx canary Ingress, which may share host and
 	// path with its primary.
 	Canary bool
+	// Created is the object's creation time: the oldest user of an
+	// unclaimed name owns it.
+	Created time.Time
 }
 
 // ObjectKey identifies an object that uses hosts.
@@ -75,6 +84,7 @@ type storedUse struct {
 	paths     []string
 	kind      uint16
 	canary    bool
+	created   int64 // unix seconds, as creationTimestamp
 }
 
 type node struct {
@@ -185,52 +195,102 @@ func (ix *Index) Len() int {
 	return ix.owners
 }
 
-// Overlapping returns the owners of every claimed name that overlaps name
-// (name's own owner included) and that keep accepts (nil accepts all),
-// stopping after limit results when limit > 0.
+// Overlapping returns the owners of every name that overlaps name (name's
+// own owner included) and that keep accepts (nil accepts all), stopping
+// after limit results when limit > 0. A name's owner is its claim's, or,
+// for a name in use that no claim records yet, the oldest object using it
+// (Owner.Unclaimed).
 func (ix *Index) Overlapping(name Name, limit int, keep func(Owner) bool) []Owner {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	var out []Owner
-	add := func(o *Owner) bool {
+	add := func(n *node, host string, m v1alpha1.HostMatch) bool {
+		o := ix.ownerAt(n, host, m)
 		if o != nil && Overlaps(name, o.Name) && (keep == nil || keep(*o)) {
 			out = append(out, *o)
 		}
 		return limit > 0 && len(out) >= limit
 	}
 	n, path := ix.lookup(name.Host, false)
-	// Wildcards on the parent domains.
-	for _, p := range path[min(1, len(path)):] {
-		if add(p.single) || add(p.any) {
+	// Wildcards on the parent domains: path[i] is the node of the last i
+	// labels of the name.
+	labels := strings.Split(name.Host, ".")
+	for i := 1; i < len(path); i++ {
+		host := strings.Join(labels[len(labels)-i:], ".")
+		if add(path[i], host, v1alpha1.HostMatchSingleLabel) || add(path[i], host, v1alpha1.HostMatchAnyDepth) {
 			return out
 		}
 	}
 	if n == nil {
 		return out
 	}
-	if add(n.exact) || add(n.single) || add(n.any) {
+	all := func(n *node, host string) bool {
+		return add(n, host, v1alpha1.HostMatchExact) || add(n, host, v1alpha1.HostMatchSingleLabel) || add(n, host, v1alpha1.HostMatchAnyDepth)
+	}
+	if all(n, name.Host) {
 		return out
 	}
 	switch name.Match {
 	case v1alpha1.HostMatchSingleLabel:
-		for _, c := range n.children {
-			if add(c.exact) {
+		for label, c := range n.children {
+			if add(c, label+"."+name.Host, v1alpha1.HostMatchExact) {
 				return out
 			}
 		}
 	case v1alpha1.HostMatchAnyDepth:
-		var walk func(*node) bool
-		walk = func(n *node) bool {
-			for _, c := range n.children {
-				if add(c.exact) || add(c.single) || add(c.any) || walk(c) {
+		var walk func(*node, string) bool
+		walk = func(n *node, host string) bool {
+			for label, c := range n.children {
+				h := label + "." + host
+				if all(c, h) || walk(c, h) {
 					return true
 				}
 			}
 			return false
 		}
-		walk(n)
+		walk(n, name.Host)
 	}
 	return out
+}
+
+// ownerAt is the owner of the name host (with match m) at node n: its
+// claim's, else the oldest object that uses it, else nil.
+func (ix *Index) ownerAt(n *node, host string, m v1alpha1.HostMatch) *Owner {
+	if o := *n.slot(m); o != nil {
+		return o
+	}
+	var oldest *storedUse
+	for i := range n.uses {
+		u := &n.uses[i]
+		if u.match == m && (oldest == nil || ix.olderUse(u, oldest)) {
+			oldest = u
+		}
+	}
+	if oldest == nil {
+		return nil
+	}
+	return &Owner{Name: Name{Host: host, Match: m}, Namespace: oldest.namespace, Unclaimed: true}
+}
+
+// olderUse orders uses as the adopter does: creation time, then
+// namespace and name.
+func (ix *Index) olderUse(a, b *storedUse) bool {
+	if a.created != b.created {
+		return a.created < b.created
+	}
+	if a.namespace != b.namespace {
+		return a.namespace < b.namespace
+	}
+	return a.name < b.name
+}
+
+// HasObject reports whether the index holds key (an object that uses at
+// least one host).
+func (ix *Index) HasObject(key ObjectKey) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	_, ok := ix.objects[key]
+	return ok
 }
 
 // SetUses replaces the hosts an object uses.
@@ -248,6 +308,7 @@ func (ix *Index) SetUses(key ObjectKey, uses []Use) {
 		n.uses = append(n.uses, storedUse{
 			match: u.Name.Match, namespace: ix.intern(u.Namespace), name: u.Object.Name,
 			paths: paths, kind: ix.kindIndex(u.Object.Group, u.Object.Kind), canary: u.Canary,
+			created: u.Created.Unix(),
 		})
 		if i == 0 {
 			ix.objects[key] = u.Name

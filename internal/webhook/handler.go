@@ -63,6 +63,11 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 	preq, err := decodeRequest(req)
 	var unknown *kinds.UnknownKindError
 	if errors.As(err, &unknown) {
+		if kinds.Scheme.Recognizes(preq.Kind) {
+			// A kind with rules that carries an object of another kind:
+			// judging it as either would be wrong.
+			return admission.Denied(fmt.Sprintf("the request is for %s, but its object is %s; send an object of the kind the request names", req.Kind.Kind, unknown.GVK))
+		}
 		// The webhook configuration sends only kinds with rules; anything
 		// else has none to break.
 		return admission.Allowed("").WithWarnings(fmt.Sprintf("tenantguard has no rules for %s", req.Kind))
@@ -80,11 +85,22 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 		h.View.SetNamespace(ns.Name, ns.Labels)
 	}
 	d := h.Engine.Evaluate(preq, h.View)
+	dryRun := req.DryRun != nil && *req.DryRun
 	if !d.Allowed() {
 		h.Metrics.recordViolations(d.Violations)
+		if !dryRun {
+			h.claimForUnclaimedOwners(ctx, preq)
+		}
 		return admission.Denied(d.Message(req.Kind.Kind, req.Namespace, preq.Name)).WithWarnings(d.Warnings...)
 	}
-	if len(d.Claims) > 0 && (req.DryRun == nil || !*req.DryRun) {
+	if len(d.Claims) > 0 && preq.Operation == policy.Create && h.View.Hosts().HasObject(hosts.ObjectKey{
+		Namespace: preq.Namespace, Group: preq.Kind.Group, Kind: preq.Kind.Kind, Name: preq.Name}) {
+		// The name is taken: the API server refuses this create as
+		// AlreadyExists after the webhooks, so a claim made now would
+		// hold the host for an object that never exists.
+		return admission.Allowed("").WithWarnings(d.Warnings...)
+	}
+	if len(d.Claims) > 0 && !dryRun {
 		if _, err := h.Claimer.Claim(ctx, d.Claims, d.ClaimOwner); err != nil {
 			var conflict *hosts.ConflictError
 			if errors.As(err, &conflict) {
@@ -108,6 +124,34 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 		}
 	}
 	return admission.Allowed("").WithWarnings(d.Warnings...)
+}
+
+// claimForUnclaimedOwners records, before the answer, the ownership that
+// refused this request when no claim recorded it yet: the oldest object
+// using a host owns it, and its claim is written now, so that no other
+// request can take the host in the moment before the adopter would have
+// claimed it.
+func (h *Handler) claimForUnclaimedOwners(ctx context.Context, req policy.Request) {
+	obj, ok := req.Object.(client.Object)
+	if !ok || h.Claimer == nil {
+		return
+	}
+	uses, _ := h.Engine.HostUses(obj, req.Namespace)
+	ix := h.View.Hosts()
+	for _, u := range uses {
+		for _, o := range ix.Overlapping(u.Name, 0, func(o hosts.Owner) bool { return o.Unclaimed && o.Namespace != req.Namespace }) {
+			owner := hosts.Owner{Namespace: o.Namespace}
+			if t := h.View.TenantOf(o.Namespace); t != nil {
+				owner.Tenant = t.Name
+			}
+			if _, err := h.Claimer.Claim(ctx, []hosts.Name{o.Name}, owner); err != nil {
+				log.FromContext(ctx).V(1).Info("could not claim a host for its unclaimed owner; the adopter will", "host", o.Name.String(), "namespace", o.Namespace, "error", err.Error())
+				continue
+			}
+			owner.Name = o.Name
+			ix.SetOwner(owner)
+		}
+	}
 }
 
 // decodeRequest turns an AdmissionRequest into a policy request.

@@ -17,6 +17,7 @@ type Metrics struct {
 	violations *prometheus.CounterVec
 	claims     *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
+	edge       *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -37,10 +38,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tenantguard_admission_duration_seconds",
 			Help:    "Time to answer an admission request, claims included, by kind.",
-			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"kind"}),
+		edge: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantguard_webhook_edge_refusals_total",
+			Help: "Calls the webhook refused before deciding them, by reason (no_uid, too_large, busy, timeout, error, method).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.decisions, m.violations, m.claims, m.duration)
+	reg.MustRegister(m.decisions, m.violations, m.claims, m.duration, m.edge)
 	return m
 }
 
@@ -66,4 +71,11 @@ func (m *Metrics) recordClaim(result string) {
 		return
 	}
 	m.claims.WithLabelValues(result).Inc()
+}
+
+func (m *Metrics) recordEdgeRefusal(reason string) {
+	if m == nil {
+		return
+	}
+	m.edge.WithLabelValues(reason).Inc()
 }
