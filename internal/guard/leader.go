@@ -27,10 +27,10 @@ const LeaseName = "tenantguard.dev"
 // runs on the serving manager, never notices. On a clean stop the lease is
 // released, so a rolling update does not wait out the lease.
 type controllers struct {
-	config        *rest.Config
-	cache         cache.Cache
-	elect         bool
-	namespace     string
+	config    *rest.Config
+	cache     cache.Cache
+	elect     bool
+	namespace string
 	// setup adds the controllers to a term's manager.
 	setup func(manager.Manager) error
 }
