@@ -1,200 +1,246 @@
-// Package install renders everything a cluster needs to run the guard: the
-// CRDs, its namespace, service account and RBAC, the Deployment and
-// Service, a serving certificate, and the webhook configuration that trusts
-// it. `tenantguard install` prints it for `kubectl apply -f -`.
+// Package install renders the tenantguard Helm chart (charts/tenantguard)
+// with the Helm SDK, the way `helm install` would: the CRDs, the guard's
+// namespace, service account and RBAC, its Deployment and Service, the
+// webhook configuration, and the optional parts the values turn on.
+// `tenantguard install` prints it for `kubectl apply -f -`, so the chart
+// and the command can never disagree.
 package install
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
-	"net"
+	"io/fs"
+	"path"
+	"strings"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
+	"github.com/distribution/reference"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/loader/archive"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/engine"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	"helm.sh/helm/v4/pkg/strvals"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tenantguard/tenantguard/config/crd"
+	charts "github.com/tenantguard/tenantguard/charts/tenantguard"
 	"github.com/tenantguard/tenantguard/internal/config"
 	"github.com/tenantguard/tenantguard/internal/version"
-	"github.com/tenantguard/tenantguard/internal/webhook"
 )
 
-// Options configure the rendered installation.
+// The chart's crds/ are copies of config/crd, which `make generate` makes
+// from api/; TestChartCRDsAreConfigCRDs checks they are the same.
+//go:generate sh -c "rm -f ../../charts/tenantguard/crds/*.yaml && cp ../../config/crd/*.yaml ../../charts/tenantguard/crds/"
+
+// ReleaseName is the release name `install` renders the chart as.
+const ReleaseName = "tenantguard"
+
+// Options configure the rendered installation. Each field sets chart values
+// (docs/install.md); Values come last and win.
 type Options struct {
-	// Config is the guard configuration; its GuardNamespace and
-	// GuardServiceAccount name the namespace and service account.
+	// Config is the guard configuration (values: config). Its
+	// GuardNamespace is the release namespace, created by the output, and
+	// its GuardServiceAccount is serviceAccount.name.
 	Config config.Config
-	// ConfigYAML is the configuration file as the user wrote it, mounted
-	// into the pods; empty means the defaults.
-	ConfigYAML []byte
-	// Image of the tenantguard binary.
+	// Image of the tenantguard binary (values: image.repository, image.tag
+	// or image.digest). Without a tag, this build's version.
 	Image string
-	// Replicas of the webhook (at least 2 for availability).
+	// Replicas of the webhook, at least 1; 2 or more keep admission up
+	// during a rollout (values: replicas).
 	Replicas int32
-	// CertValidity of the generated serving certificate.
+	// CertManager has cert-manager issue the webhook's certificate and inject
+	// its CA (values: certManager.enabled). Without it, the guard keeps its
+	// own CA in a Secret; the output never holds a private key.
+	CertManager bool
+	// CertValidity is the lifetime of the certificate cert-manager issues
+	// (values: certManager.duration); zero keeps the chart's default.
 	CertValidity time.Duration
-	// Certificates, if set, are used instead of new ones, so that applying
-	// the output again changes neither the certificate nor the caBundle.
-	Certificates *webhook.Certificates
+	// Values are further chart values (install --values and --set).
+	Values map[string]any
 }
 
-const name = "tenantguard"
-
-// Render returns the objects of an installation, in the order to apply
-// them.
+// Render returns the objects of an installation in the order to apply
+// them: the CRDs first, then the chart's templates in Helm's install order.
 func Render(opts Options) ([]client.Object, error) {
-	cfg := opts.Config
-	ns, sa := cfg.GuardNamespace, cfg.GuardServiceAccount
+	values, err := opts.values()
+	if err != nil {
+		return nil, err
+	}
+	return RenderValues(opts.namespace(), values)
+}
+
+// RenderValues renders the chart with values into namespace, as
+// `helm template --include-crds -n namespace` would.
+func RenderValues(namespace string, values map[string]any) ([]client.Object, error) {
+	ch, err := Chart()
+	if err != nil {
+		return nil, err
+	}
+	kube, err := common.ParseKubeVersion(version.Kubernetes)
+	if err != nil {
+		return nil, err
+	}
+	caps := common.DefaultCapabilities.Copy()
+	caps.KubeVersion = *kube
+	top, err := util.ToRenderValues(ch, values, common.ReleaseOptions{Name: ReleaseName, Namespace: namespace, IsInstall: true, Revision: 1}, caps)
+	if err != nil {
+		return nil, fmt.Errorf("chart values: %w", err)
+	}
+	files, err := engine.Engine{Strict: true}.RenderWithContext(context.Background(), ch, top)
+	if err != nil {
+		return nil, fmt.Errorf("render the chart: %w", err)
+	}
+	for name := range files {
+		// NOTES.txt and the helpers are not manifests.
+		if path.Ext(name) != ".yaml" {
+			delete(files, name)
+		}
+	}
+	_, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
+	if err != nil {
+		return nil, fmt.Errorf("sort the rendered manifests: %w", err)
+	}
+	var objs []client.Object
+	for _, c := range ch.CRDObjects() {
+		u, err := decode(c.Filename, c.File.Data)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, u)
+	}
+	for _, m := range manifests {
+		u, err := decode(m.Name, []byte(m.Content))
+		if err != nil {
+			return nil, err
+		}
+		if u != nil {
+			objs = append(objs, u)
+		}
+	}
+	return objs, nil
+}
+
+// Chart loads the embedded chart.
+func Chart() (*chart.Chart, error) {
+	var files []*archive.BufferedFile
+	err := fs.WalkDir(charts.Files, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(charts.Files, name)
+		if err != nil {
+			return err
+		}
+		files = append(files, &archive.BufferedFile{Name: name, Data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the embedded chart: %w", err)
+	}
+	ch, err := loader.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("load the embedded chart: %w", err)
+	}
+	return ch, nil
+}
+
+func decode(name string, data []byte) (*unstructured.Unstructured, error) {
+	m := map[string]any{}
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(m) == 0 {
+		return nil, nil // only comments
+	}
+	u := &unstructured.Unstructured{Object: m}
+	if u.GetKind() == "" || u.GetAPIVersion() == "" {
+		return nil, fmt.Errorf("%s: an object without apiVersion or kind", name)
+	}
+	return u, nil
+}
+
+func (opts Options) namespace() string {
+	if opts.Config.GuardNamespace == "" {
+		return config.Default().GuardNamespace
+	}
+	return opts.Config.GuardNamespace
+}
+
+// values maps the options to chart values.
+func (opts Options) values() (map[string]any, error) {
 	if opts.Image == "" {
-		return nil, fmt.Errorf("no image: build one (see docs/install.md) and pass --image")
+		return nil, fmt.Errorf("no image: build one (make image, see docs/install.md) and pass --image")
 	}
 	if opts.Replicas < 1 {
 		return nil, fmt.Errorf("replicas must be at least 1 (2 or more keep admission available during a rollout)")
 	}
-	certs, err := Certificates(opts)
+	image, err := imageValues(opts.Image)
 	if err != nil {
 		return nil, err
 	}
-	crds, err := crd.CRDs()
+	cfg := opts.Config
+	if cfg.GuardNamespace == "" {
+		cfg = config.Default()
+	}
+	cfgValues, err := toValues(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	// The chart sets these two itself.
+	delete(cfgValues, "apiVersion")
+	delete(cfgValues, "kind")
+	certManager := map[string]any{"enabled": opts.CertManager}
+	if opts.CertValidity > 0 {
+		certManager["duration"] = opts.CertValidity.String()
+	}
+	values := map[string]any{
+		"image":          image,
+		"namespace":      map[string]any{"create": true},
+		"serviceAccount": map[string]any{"name": cfg.GuardServiceAccount},
+		"config":         cfgValues,
+		"replicas":       int64(opts.Replicas),
+		"certManager":    certManager,
+	}
+	return loader.MergeMaps(values, opts.Values), nil
+}
+
+// imageValues splits an image reference into the chart's image values.
+func imageValues(image string) (map[string]any, error) {
+	ref, err := reference.Parse(image)
+	if err != nil {
+		return nil, fmt.Errorf("--image %q: %w (want registry/repository[:tag][@sha256:digest])", image, err)
+	}
+	named, ok := ref.(reference.Named)
+	if !ok {
+		return nil, fmt.Errorf("--image %q: no repository (want registry/repository[:tag][@sha256:digest])", image)
+	}
+	out := map[string]any{"repository": named.Name(), "tag": version.Version}
+	if t, ok := ref.(reference.Tagged); ok {
+		out["tag"] = t.Tag()
+	}
+	if d, ok := ref.(reference.Digested); ok {
+		out["digest"] = d.Digest().String()
+	}
+	return out, nil
+}
+
+// toValues turns v into the plain maps and lists of chart values.
+func toValues(v any) (map[string]any, error) {
+	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	labels := map[string]string{"app.kubernetes.io/name": name, "app.kubernetes.io/version": version.Version}
-	selector := map[string]string{"app.kubernetes.io/name": name}
-	meta := func(n string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: n, Namespace: ns, Labels: labels} }
-	clusterMeta := func(n string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: n, Labels: labels} }
-
-	var objs []client.Object
-	for _, c := range crds {
-		c.TypeMeta = metav1.TypeMeta{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"}
-		objs = append(objs, c)
+	out := map[string]any{}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, err
 	}
-	configYAML := opts.ConfigYAML
-	if len(configYAML) == 0 {
-		configYAML = []byte("# Defaults; see docs/configuration.md.\napiVersion: tenantguard.dev/v1alpha1\nkind: GuardConfig\n")
-	}
-	all := []string{"get", "list", "watch"}
-	objs = append(objs,
-		&corev1.Namespace{TypeMeta: tm("v1", "Namespace"), ObjectMeta: clusterMeta(ns)},
-		&corev1.ServiceAccount{TypeMeta: tm("v1", "ServiceAccount"), ObjectMeta: meta(sa)},
-		&rbacv1.ClusterRole{TypeMeta: tm("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: clusterMeta(name), Rules: []rbacv1.PolicyRule{
-			// The policy's view of the cluster.
-			{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"tenants"}, Verbs: all},
-			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: all},
-			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: all},
-			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes", "grpcroutes", "tlsroutes", "gateways", "listenersets"}, Verbs: all},
-			// Host ownership.
-			{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"hostclaims"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-			{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"hostclaims/status"}, Verbs: []string{"get", "update", "patch"}},
-			// Events on objects (events.k8s.io) and on the leader election lease (core).
-			{APIGroups: []string{"events.k8s.io", ""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		}},
-		&rbacv1.ClusterRoleBinding{TypeMeta: tm("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ObjectMeta: clusterMeta(name),
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}}},
-		&rbacv1.Role{TypeMeta: tm("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: meta(name + "-leader-election"), Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-		}},
-		&rbacv1.RoleBinding{TypeMeta: tm("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: meta(name + "-leader-election"),
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name + "-leader-election"},
-			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}}},
-		&corev1.ConfigMap{TypeMeta: tm("v1", "ConfigMap"), ObjectMeta: meta(name + "-config"), Data: map[string]string{"config.yaml": string(configYAML)}},
-		&corev1.Secret{TypeMeta: tm("v1", "Secret"), ObjectMeta: meta(name + "-webhook-tls"), Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{"tls.crt": certs.Cert, "tls.key": certs.Key, "ca.crt": certs.CACert}},
-		&corev1.Service{TypeMeta: tm("v1", "Service"), ObjectMeta: meta(name), Spec: corev1.ServiceSpec{
-			Selector: selector,
-			Ports: []corev1.ServicePort{
-				{Name: "webhook", Port: 443, TargetPort: intstr.FromString("webhook")},
-				{Name: "metrics", Port: 8080, TargetPort: intstr.FromString("metrics")},
-			},
-		}},
-		deployment(opts, meta(name), selector, labels),
-		&policyv1.PodDisruptionBudget{TypeMeta: tm("policy/v1", "PodDisruptionBudget"), ObjectMeta: meta(name), Spec: policyv1.PodDisruptionBudgetSpec{
-			MaxUnavailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: selector},
-		}},
-	)
-	vwc := webhook.Configuration(cfg, webhook.ConfigurationOptions{
-		Service:  &admissionregistrationv1.ServiceReference{Namespace: ns, Name: name, Port: ptr.To[int32](443)},
-		CABundle: certs.CACert,
-	})
-	objs = append(objs, vwc)
-	return objs, nil
-}
-
-// Certificates returns opts.Certificates, or new ones for the guard's
-// Service.
-func Certificates(opts Options) (webhook.Certificates, error) {
-	if opts.Certificates != nil {
-		return *opts.Certificates, nil
-	}
-	svcHost := fmt.Sprintf("%s.%s.svc", name, opts.Config.GuardNamespace)
-	return webhook.SelfSignedCertificates([]string{svcHost, svcHost + ".cluster.local", name + "." + opts.Config.GuardNamespace}, []net.IP(nil), opts.CertValidity)
-}
-
-func deployment(opts Options, om metav1.ObjectMeta, selector, labels map[string]string) *appsv1.Deployment {
-	probe := func(path string) *corev1.Probe {
-		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("health")}}, PeriodSeconds: 10}
-	}
-	return &appsv1.Deployment{TypeMeta: tm("apps/v1", "Deployment"), ObjectMeta: om, Spec: appsv1.DeploymentSpec{
-		Replicas: &opts.Replicas,
-		Selector: &metav1.LabelSelector{MatchLabels: selector},
-		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
-			MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(1)),
-		}},
-		Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Labels: labels},
-			Spec: corev1.PodSpec{
-				ServiceAccountName: opts.Config.GuardServiceAccount,
-				SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-				// Spread replicas so that one node going away leaves admission up.
-				TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
-					MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.ScheduleAnyway,
-					LabelSelector: &metav1.LabelSelector{MatchLabels: selector},
-				}},
-				Containers: []corev1.Container{{
-					Name:  name,
-					Image: opts.Image,
-					Args: []string{"serve", "--config=/etc/tenantguard/config/config.yaml", "--cert-dir=/etc/tenantguard/tls",
-						"--webhook-bind-address=0.0.0.0:9443", "--health-bind-address=0.0.0.0:8081", "--metrics-bind-address=0.0.0.0:8080"},
-					Ports: []corev1.ContainerPort{
-						{Name: "webhook", ContainerPort: 9443}, {Name: "health", ContainerPort: 8081}, {Name: "metrics", ContainerPort: 8080},
-					},
-					ReadinessProbe: probe("/readyz"),
-					LivenessProbe:  probe("/healthz"),
-					Resources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
-						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
-					},
-					SecurityContext: &corev1.SecurityContext{
-						AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
-						Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-					},
-					VolumeMounts: []corev1.VolumeMount{
-						{Name: "tls", MountPath: "/etc/tenantguard/tls", ReadOnly: true},
-						{Name: "config", MountPath: "/etc/tenantguard/config", ReadOnly: true},
-					},
-				}},
-				Volumes: []corev1.Volume{
-					{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name + "-webhook-tls"}}},
-					{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: name + "-config"}}}},
-				},
-			},
-		},
-	}}
-}
-
-func tm(apiVersion, kind string) metav1.TypeMeta {
-	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+	return out, nil
 }
 
 // WriteYAML writes the objects as one multi-document YAML stream.
@@ -209,4 +255,26 @@ func WriteYAML(w io.Writer, objs []client.Object) error {
 		}
 	}
 	return nil
+}
+
+// UserValues reads values files (--values, later ones win) and then
+// assignments (--set key=value), as Helm does.
+func UserValues(files []string, assignments []string) (map[string]any, error) {
+	out := map[string]any{}
+	for _, f := range files {
+		v, err := common.ReadValuesFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--values %s: %w", f, err)
+		}
+		out = loader.MergeMaps(out, v)
+	}
+	for _, a := range assignments {
+		if !strings.Contains(a, "=") {
+			return nil, fmt.Errorf("--set %q: want key=value, for example replicas=3", a)
+		}
+		if err := strvals.ParseInto(a, out); err != nil {
+			return nil, fmt.Errorf("--set %q: %w", a, err)
+		}
+	}
+	return out, nil
 }

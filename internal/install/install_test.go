@@ -9,6 +9,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -26,11 +27,13 @@ import (
 	"github.com/tenantguard/tenantguard/internal/manifest"
 )
 
-// TestInstallOnARealAPIServer applies the rendered installation to a real
-// API server (no Gateway API installed), checks that tenant namespaces fail
-// closed while the guard is unreachable and system namespaces do not, and
-// then runs the guard under the rendered service account's identity: its
-// RBAC must be enough to watch, claim, release and elect a leader.
+// TestInstallOnARealAPIServer applies the rendered installation (the
+// chart's defaults) to a real API server (no Gateway API installed), checks
+// that tenant namespaces fail closed while the guard is unreachable and
+// system namespaces do not, that the guard may keep its own certificate and
+// no other Secret or webhook configuration, and then runs the guard under
+// the rendered service account's identity: its RBAC must be enough to
+// watch, claim, release and elect a leader.
 func TestInstallOnARealAPIServer(t *testing.T) {
 	ctx := context.Background()
 	env := devenvtest.Start(t, devenv.Options{})
@@ -96,13 +99,38 @@ func TestInstallOnARealAPIServer(t *testing.T) {
 		t.Fatalf("kube-system must not depend on the guard: %v", err)
 	}
 
+	// The guard may keep its own certificate and caBundle, and nothing else.
+	guardUser := fmt.Sprintf("system:serviceaccount:%s:%s", cfg.GuardNamespace, cfg.GuardServiceAccount)
+	for _, c := range []struct {
+		attrs authorizationv1.ResourceAttributes
+		want  bool
+	}{
+		{authorizationv1.ResourceAttributes{Namespace: cfg.GuardNamespace, Verb: "update", Resource: "secrets", Name: "tenantguard-webhook-tls"}, true},
+		{authorizationv1.ResourceAttributes{Namespace: cfg.GuardNamespace, Verb: "create", Resource: "secrets"}, true},
+		{authorizationv1.ResourceAttributes{Namespace: cfg.GuardNamespace, Verb: "get", Resource: "secrets", Name: "other"}, false},
+		{authorizationv1.ResourceAttributes{Namespace: "team-a", Verb: "get", Resource: "secrets", Name: "tenantguard-webhook-tls"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "tenantguard"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "patch", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "other"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Name: "other"}, false},
+	} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: guardUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + cfg.GuardNamespace}, ResourceAttributes: &c.attrs,
+		}}
+		if err := admin.Create(ctx, sar); err != nil {
+			t.Fatal(err)
+		}
+		if sar.Status.Allowed != c.want {
+			t.Errorf("guard may %s %s %q in %q: %v, want %v", c.attrs.Verb, c.attrs.Resource, c.attrs.Name, c.attrs.Namespace, sar.Status.Allowed, c.want)
+		}
+	}
+
 	// Run the guard as its service account, and point the webhook at it.
 	if err := admin.Delete(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "tenantguard"}}); err != nil {
 		t.Fatal(err)
 	}
 	asGuard := rest.CopyConfig(env.Config)
 	asGuard.Impersonate = rest.ImpersonationConfig{
-		UserName: fmt.Sprintf("system:serviceaccount:%s:%s", cfg.GuardNamespace, cfg.GuardServiceAccount),
+		UserName: guardUser,
 		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + cfg.GuardNamespace, "system:authenticated"},
 	}
 	if err := admin.Create(ctx, &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "team"}, Spec: v1alpha1.TenantSpec{

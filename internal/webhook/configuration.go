@@ -27,13 +27,22 @@ type ConfigurationOptions struct {
 	CABundle []byte
 	// TimeoutSeconds for each call (default 10).
 	TimeoutSeconds int32
+	// Failure policies of the tenants, namespaces and tenantobjects
+	// webhooks (default Fail). The hosts webhook takes the configuration's
+	// NonTenantFailurePolicy.
+	TenantsFailurePolicy, NamespacesFailurePolicy, TenantObjectsFailurePolicy admissionregistrationv1.FailurePolicyType
 }
+
+// AKSEnforcerOptOut is the label and annotation that AKS's Admissions
+// Enforcer reads to leave a webhook configuration alone instead of
+// rewriting its namespace selectors (docs/aks.md).
+const AKSEnforcerOptOut = "admissions.enforcer/disabled"
 
 // Configuration returns the ValidatingWebhookConfiguration that sends the
 // guarded kinds to the guard:
 //
 //   - tenants.tenantguard.dev: everything in tenant namespaces (those with
-//     the tenant label), failurePolicy Fail;
+//     the tenant label), failurePolicy Fail by default;
 //   - hosts.tenantguard.dev: Ingresses, routes, Gateways and ListenerSets in
 //     other namespaces, whose
 //     hosts are owned too; failurePolicy from the configuration;
@@ -44,6 +53,8 @@ type ConfigurationOptions struct {
 //
 // The excluded namespaces (system namespaces and the guard's own) are left
 // out by selector, so an outage of the guard never blocks the control plane.
+// The chart (charts/tenantguard/templates/webhook.yaml) renders the same
+// webhooks for a cluster; a test in internal/install keeps them equal.
 func Configuration(cfg config.Config, opts ConfigurationOptions) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	if opts.Name == "" {
 		opts.Name = "tenantguard"
@@ -91,7 +102,12 @@ func Configuration(cfg config.Config, opts ConfigurationOptions) *admissionregis
 		rule("batch", "v1", "jobs", "cronjobs"),
 	}, hostRules...)
 
-	fail := admissionregistrationv1.Fail
+	orFail := func(p admissionregistrationv1.FailurePolicyType) *admissionregistrationv1.FailurePolicyType {
+		if p == "" {
+			p = admissionregistrationv1.Fail
+		}
+		return &p
+	}
 	nonTenant := admissionregistrationv1.FailurePolicyType(cfg.NonTenantFailurePolicy)
 	equivalent := admissionregistrationv1.Equivalent
 	noneOnDryRun := admissionregistrationv1.SideEffectClassNoneOnDryRun
@@ -111,19 +127,19 @@ func Configuration(cfg config.Config, opts ConfigurationOptions) *admissionregis
 		}
 	}
 	namespaces := hook("namespaces.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule("", "v1", "namespaces", "namespaces/status", "namespaces/finalize")},
-		&metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{notExcluded}}, &fail, &none)
+		&metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{notExcluded}}, orFail(opts.NamespacesFailurePolicy), &none)
 	namespaces.MatchConditions = namespaceConditions(cfg)
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
 		ObjectMeta: metav1.ObjectMeta{Name: opts.Name, Labels: map[string]string{
-			"app.kubernetes.io/name": "tenantguard", "app.kubernetes.io/component": "admission",
-		}},
+			"app.kubernetes.io/name": "tenantguard", "app.kubernetes.io/component": "admission", AKSEnforcerOptOut: "true",
+		}, Annotations: map[string]string{AKSEnforcerOptOut: "true"}},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
-			hook("tenants.tenantguard.dev", tenantRules, tenantNamespaces, &fail, &noneOnDryRun),
+			hook("tenants.tenantguard.dev", tenantRules, tenantNamespaces, orFail(opts.TenantsFailurePolicy), &noneOnDryRun),
 			hook("hosts.tenantguard.dev", hostRules, otherNamespaces, &nonTenant, &noneOnDryRun),
 			namespaces,
 			hook("tenantobjects.tenantguard.dev", []admissionregistrationv1.RuleWithOperations{rule(v1alpha1.GroupVersion.Group, "v1alpha1", "tenants")},
-				nil, &fail, &none),
+				nil, orFail(opts.TenantObjectsFailurePolicy), &none),
 		},
 	}
 }
