@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -293,6 +294,91 @@ func BenchmarkManifestHead(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkLoginUnderFlood is a good token request (a robot whose login is
+// cached, the steady state of a CI job) from 127.0.0.1, alone ("quiet") and
+// while 8 goroutines send bad logins for random names from 127.0.0.2 to
+// 127.0.0.254, a new source address each time ("flood"). The flood's
+// bcrypt work must not slow the good request down; flood-401/s and
+// flood-429/s are how the gateway answered the flood.
+//
+//	go test -run '^$' -bench BenchmarkLoginUnderFlood -benchtime 200x ./internal/registry/
+func BenchmarkLoginUnderFlood(b *testing.B) {
+	e := newEnv(b, envOptions{})
+	q := url.Values{"service": {e.cfg.Service}, "scope": {"repository:project1/app:pull,push"}}
+	u := e.srv.Realm + "?" + q.Encode()
+	get := func(client *http.Client, user, password string) (int, error) {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.SetBasicAuth(user, password)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	good := &http.Client{}
+	if status, err := get(good, "p1-ci", "p1-secret"); err != nil || status != http.StatusOK {
+		b.Fatalf("first login: %d %v", status, err)
+	}
+	var flooders []*http.Client
+	for i := 2; i <= 254; i++ {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i))}}
+		flooders = append(flooders, &http.Client{Transport: &http.Transport{DialContext: d.DialContext}})
+	}
+	for _, mode := range []string{"quiet", "flood"} {
+		b.Run(mode, func(b *testing.B) {
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var unauthorized, tooMany atomic.Int64
+			if mode == "flood" {
+				var next atomic.Int64
+				for g := 0; g < 8; g++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							n := next.Add(1)
+							status, err := get(flooders[int(n)%len(flooders)], fmt.Sprintf("guess-%d", n), "wrong")
+							switch {
+							case err != nil:
+							case status == http.StatusUnauthorized:
+								unauthorized.Add(1)
+							case status == http.StatusTooManyRequests:
+								tooMany.Add(1)
+							}
+						}
+					}()
+				}
+				// Let the flood get going before measuring.
+				for unauthorized.Load()+tooMany.Load() < 8 {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			b.ResetTimer()
+			u0, t0 := unauthorized.Load(), tooMany.Load()
+			for i := 0; i < b.N; i++ {
+				if status, err := get(good, "p1-ci", "p1-secret"); err != nil || status != http.StatusOK {
+					b.Fatalf("good login: %d %v", status, err)
+				}
+			}
+			b.StopTimer()
+			u1, t1 := unauthorized.Load(), tooMany.Load()
+			close(stop)
+			wg.Wait()
+			if mode == "flood" {
+				b.ReportMetric(float64(u1-u0)/b.Elapsed().Seconds(), "flood-401/s")
+				b.ReportMetric(float64(t1-t0)/b.Elapsed().Seconds(), "flood-429/s")
+			}
 		})
 	}
 }

@@ -94,6 +94,10 @@ type Config struct {
 	// LockHolder names this replica in its Leases; empty means the host name.
 	LockHolder string
 
+	// LoginThrottle limits failed logins and concurrent password checks;
+	// nil means authn.Throttle's defaults.
+	LoginThrottle *authn.Throttle `json:"-"`
+
 	// MaxManifestBytes limits manifest uploads.
 	MaxManifestBytes int64
 	// ReloadInterval is how often files are checked for changes.
@@ -303,16 +307,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// The token service and the gateway.
 	issuer := &token.Issuer{Keys: keys, Issuer: cfg.Issuer, Audience: cfg.Service, TTL: cfg.TokenTTL}
 	verifier := &token.Verifier{Keys: keys, Issuer: cfg.Issuer, Audience: cfg.Service, CacheSize: 10000}
+	throttle := cfg.LoginThrottle
+	if throttle == nil {
+		throttle = &authn.Throttle{}
+	}
+	logins := &authn.Chain{Robots: robots, ServiceAccounts: sa, Throttle: throttle}
 	ts := &tokenserver.Server{
 		Service: cfg.Service, Issuer: issuer, Rules: rules, Audit: cfg.Audit, Log: log,
-		Authenticator: &authn.Chain{Robots: robots, ServiceAccounts: sa},
+		Authenticator: logins,
 	}
 	gw, err := gateway.New(gateway.Config{
 		Upstream:  upURL,
 		Transport: transport,
-		Access:    &gateway.TokenAccess{Realm: s.Realm, Service: cfg.Service, Verifier: verifier, Rules: rules},
-		Rules:     rules,
-		Audit:     cfg.Audit, Log: log,
+		Access: &gateway.TokenAccess{Realm: s.Realm, Service: cfg.Service, Verifier: verifier, Rules: rules,
+			Subjects: logins.Current},
+		Rules: rules,
+		Audit: cfg.Audit, Log: log,
 		MaxManifestBytes: cfg.MaxManifestBytes,
 		Locker:           locker,
 	})

@@ -59,7 +59,10 @@ type ServiceAccounts struct {
 	TenantOf func(ctx context.Context, namespace string) (string, error)
 }
 
-const serviceAccountPrefix = "system:serviceaccount:"
+const (
+	serviceAccountPrefix = "system:serviceaccount:"
+	robotPrefix          = "robot:"
+)
 
 // Authenticate reviews a ServiceAccount token.
 func (sa *ServiceAccounts) Authenticate(ctx context.Context, token string) (authz.Identity, error) {
@@ -174,6 +177,34 @@ func (c *Chain) checkPassword(ctx context.Context, f func()) error {
 	})
 }
 
+// Current says who a token's subject is now: a robot's tenant and action
+// ceiling from the current robot accounts, or a service account's tenant
+// from its namespace's label. ok is false when the subject is not an
+// account any more (a robot removed from the file), so a token outlives
+// its account by no more than a reload.
+func (c *Chain) Current(ctx context.Context, subject string) (id authz.Identity, ok bool, err error) {
+	if name, isRobot := strings.CutPrefix(subject, robotPrefix); isRobot {
+		var robots *Robots
+		if c.Robots != nil {
+			robots = c.Robots()
+		}
+		r, ok := robots.lookup(name)
+		if !ok {
+			return authz.Identity{}, false, nil
+		}
+		return authz.Identity{Subject: subject, Tenant: r.tenant, Limit: r.limit}, true, nil
+	}
+	if rest, isSA := strings.CutPrefix(subject, serviceAccountPrefix); isSA && c.ServiceAccounts != nil {
+		ns, _, _ := strings.Cut(rest, ":")
+		tenant, err := c.ServiceAccounts.TenantOf(ctx, ns)
+		if err != nil {
+			return authz.Identity{}, false, fmt.Errorf("tenant of namespace %s: %w", ns, err)
+		}
+		return authz.Identity{Subject: subject, Tenant: tenant}, true, nil
+	}
+	return authz.Identity{}, false, nil
+}
+
 func (c *Chain) now() time.Time {
 	if c.Now != nil {
 		return c.Now()
@@ -252,7 +283,7 @@ func (c *loginCache) get(k [32]byte, robots *Robots, now time.Time) (authz.Ident
 		return authz.Identity{}, false
 	}
 	// A reload of the robots file that changed anything forgets robot logins.
-	if now.After(e.expires) || (strings.HasPrefix(e.id.Subject, "robot:") && e.robots != robots && !e.robots.Equal(robots)) {
+	if now.After(e.expires) || (strings.HasPrefix(e.id.Subject, robotPrefix) && e.robots != robots && !e.robots.Equal(robots)) {
 		delete(c.m, k)
 		return authz.Identity{}, false
 	}

@@ -158,7 +158,7 @@ func (rs *Robots) verify(name, password string) (authz.Identity, bool, error) {
 		}
 		return authz.Identity{}, true, fmt.Errorf("%w: %v", ErrInvalidCredentials, err)
 	}
-	return authz.Identity{Subject: "robot:" + name, Tenant: r.tenant, Limit: r.limit}, true, nil
+	return authz.Identity{Subject: robotPrefix + name, Tenant: r.tenant, Limit: r.limit}, true, nil
 }
 
 func (rs *Robots) lookup(name string) (robot, bool) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,11 +42,18 @@ type AccessController interface {
 // challenge (the client gets a new token with it, as Docker clients do after
 // an insufficient_scope error); when the rules refuse it, DENIED with a
 // message that says what the tenant may do instead.
+//
+// With Subjects set, the token's subject is looked up too: a token whose
+// account was removed (a robot taken out of the file) or moved to another
+// tenant is refused at once, and a robot's current action ceiling applies.
 type TokenAccess struct {
 	Realm    string
 	Service  string
 	Verifier *token.Verifier
 	Rules    func() *authz.Rules
+	// Subjects says who a subject is now; ok is false when it is no
+	// account any more.
+	Subjects func(ctx context.Context, subject string) (id authz.Identity, ok bool, err error)
 }
 
 // Authorized implements AccessController.
@@ -62,6 +70,19 @@ func (ta *TokenAccess) Authorized(r *http.Request, access ...scope.Scope) (Calle
 		return Caller{}, challenge(invalidTokenError{err})
 	}
 	caller := Caller{Subject: claims.Subject, Tenant: claims.Tenant, Limit: authz.ActionsOf(claims.Limit)}
+	if ta.Subjects != nil {
+		cur, ok, err := ta.Subjects(r.Context(), claims.Subject)
+		switch {
+		case err != nil:
+			return caller, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+				Message: "the token's account could not be checked right now; try again", cause: err}
+		case !ok:
+			return caller, challenge(invalidTokenError{errors.New("invalid token: its account no longer exists")})
+		case cur.Tenant != claims.Tenant:
+			return caller, challenge(invalidTokenError{fmt.Errorf("invalid token: its account now belongs to tenant %q, not %q; get a new token", cur.Tenant, claims.Tenant)})
+		}
+		caller.Limit = cur.Limit
+	}
 	id := caller.identity()
 	rules := ta.Rules()
 	var missing error
