@@ -95,11 +95,10 @@ type TenantReconciler struct {
 	Now func() time.Time
 }
 
-// SetupWithManager registers the indexes and the controller: it runs for
-// every Tenant, and for a Tenant whenever one of its namespaces, managed
-// objects or host claims changes.
-func (r *TenantReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
+// IndexTenants registers the cache indexes the tenant controller and the
+// admission decisions read. Call it once, on the manager whose cache they
+// share, before that cache starts.
+func IndexTenants(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &v1alpha1.Tenant{}, tenantNamespacesIndex, func(o client.Object) []string {
 		return o.(*v1alpha1.Tenant).Spec.Namespaces
 	}); err != nil {
@@ -116,6 +115,18 @@ func (r *TenantReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	}); err != nil {
 		return fmt.Errorf("index host claims by tenant: %w", err)
 	}
+	for _, k := range managedKinds {
+		if err := idx.IndexField(ctx, k.obj, managedForIndex, labelIndex(tenancy.ManagedLabel)); err != nil {
+			return fmt.Errorf("index %T by tenant: %w", k.obj, err)
+		}
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller (IndexTenants must have run on
+// the cache it reads): it runs for every Tenant, and for a Tenant whenever
+// one of its namespaces, managed objects or host claims changes.
+func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	workers := r.Workers
 	if workers <= 0 {
 		workers = 4
@@ -123,9 +134,6 @@ func (r *TenantReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manage
 	b := ctrl.NewControllerManagedBy(mgr).Named("tenants").For(&v1alpha1.Tenant{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers})
 	for _, k := range managedKinds {
-		if err := idx.IndexField(ctx, k.obj, managedForIndex, labelIndex(tenancy.ManagedLabel)); err != nil {
-			return fmt.Errorf("index %T by tenant: %w", k.obj, err)
-		}
 		b = b.Watches(k.obj, handler.EnqueueRequestsFromMapFunc(byLabel(tenancy.ManagedLabel)))
 	}
 	b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceTenants))
@@ -213,14 +221,6 @@ func (s *tenantSync) changed(format string, args ...any) {
 
 func (s *tenantSync) run(ctx context.Context) (reconcile.Result, error) {
 	t := s.tenant
-	var tenants v1alpha1.TenantList
-	if err := s.r.Client.List(ctx, &tenants); err != nil {
-		return reconcile.Result{}, fmt.Errorf("list tenants: %w", err)
-	}
-	all := make([]*v1alpha1.Tenant, len(tenants.Items))
-	for i := range tenants.Items {
-		all[i] = &tenants.Items[i]
-	}
 	labelled, err := s.labelled(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -246,9 +246,15 @@ func (s *tenantSync) run(ctx context.Context) (reconcile.Result, error) {
 		if ns != nil {
 			label = ns.Labels[v1alpha1.TenantLabel]
 		}
-		if holder := tenancy.Holder(name, label, all); holder != t.Name {
-			conflicts = append(conflicts, fmt.Sprintf("namespace %q belongs to tenant %q", name, holder))
-			continue
+		if label != t.Name {
+			holder, err := s.holder(ctx, name, label)
+			if err != nil {
+				return reconcile.Result{}, err
+			}
+			if holder != t.Name {
+				conflicts = append(conflicts, fmt.Sprintf("namespace %q belongs to tenant %q", name, holder))
+				continue
+			}
 		}
 		if ns != nil && ns.DeletionTimestamp != nil {
 			// Its deletion event brings us back to create it again.
@@ -302,6 +308,17 @@ func (s *tenantSync) run(ctx context.Context) (reconcile.Result, error) {
 		return reconcile.Result{}, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// holder is the tenant that has a namespace the tenant lists but which is
+// not labelled for it. All Tenants are read only then: in the steady state
+// every listed namespace carries the label.
+func (s *tenantSync) holder(ctx context.Context, ns, label string) (string, error) {
+	all, err := listTenants(ctx, s.r.Client)
+	if err != nil {
+		return "", err
+	}
+	return tenancy.Holder(ns, label, all), nil
 }
 
 // labelled are the existing namespaces labelled for the tenant, by name.
@@ -648,4 +665,69 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-4] + " ..."
+}
+
+// DecideNamespace is tenancy.DecideNamespace over a cache with the
+// IndexTenants indexes, for the namespace webhook: a namespace created by
+// u, who is not a cluster admin. The serving manager's cache runs on every
+// replica, leader or not.
+func DecideNamespace(ctx context.Context, c client.Reader, u tenancy.User, ns *corev1.Namespace) (tenancy.NamespaceDecision, error) {
+	all, err := listTenants(ctx, c)
+	if err != nil {
+		return tenancy.NamespaceDecision{}, err
+	}
+	var listErr error
+	labelled := func(tenant string) []string {
+		var list corev1.NamespaceList
+		if err := c.List(ctx, &list, client.MatchingFields{namespaceTenantIndex: tenant}); err != nil {
+			listErr = err
+			return nil
+		}
+		names := make([]string, 0, len(list.Items))
+		for _, n := range list.Items {
+			if n.Name != ns.Name {
+				names = append(names, n.Name)
+			}
+		}
+		return names
+	}
+	d := tenancy.DecideNamespace(u, ns.Name, ns.Labels, all, labelled)
+	if listErr != nil {
+		return tenancy.NamespaceDecision{}, fmt.Errorf("list namespaces by tenant: %w", listErr)
+	}
+	return d, nil
+}
+
+// TenantConflicts is tenancy.Conflicts over a cache, for the Tenant
+// webhook: the namespaces t lists that belong to another tenant.
+func TenantConflicts(ctx context.Context, c client.Reader, t *v1alpha1.Tenant) ([]tenancy.Conflict, error) {
+	all, err := listTenants(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var getErr error
+	labelOf := func(name string) string {
+		ns := &corev1.Namespace{}
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, ns); client.IgnoreNotFound(err) != nil {
+			getErr = err
+		}
+		return ns.Labels[v1alpha1.TenantLabel]
+	}
+	out := tenancy.Conflicts(t, all, labelOf)
+	if getErr != nil {
+		return nil, fmt.Errorf("read namespace: %w", getErr)
+	}
+	return out, nil
+}
+
+func listTenants(ctx context.Context, c client.Reader) ([]*v1alpha1.Tenant, error) {
+	var list v1alpha1.TenantList
+	if err := c.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	all := make([]*v1alpha1.Tenant, len(list.Items))
+	for i := range list.Items {
+		all[i] = &list.Items[i]
+	}
+	return all, nil
 }
