@@ -99,8 +99,8 @@ func managedLabels(tenant string) map[string]string {
 }
 
 // isolation admits ingress traffic from the tenant's namespaces (its own
-// included), the ingress controllers' namespaces and the namespaces the
-// Tenant exempts; nothing from other tenants.
+// included), the ingress controllers' namespaces and address ranges, and
+// the namespaces the Tenant exempts; nothing from other tenants.
 func isolation(t *v1alpha1.Tenant, opts Options) networkingv1.NetworkPolicySpec {
 	from := []networkingv1.NetworkPolicyPeer{{
 		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.TenantLabel: t.Name}},
@@ -113,6 +113,9 @@ func isolation(t *v1alpha1.Tenant, opts Options) networkingv1.NetworkPolicySpec 
 				Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: others,
 			}},
 		}})
+	}
+	for _, cidr := range opts.IngressCIDRs {
+		from = append(from, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr}})
 	}
 	return networkingv1.NetworkPolicySpec{
 		PodSelector: metav1.LabelSelector{},

@@ -44,6 +44,11 @@ type Options struct {
 	// IngressNamespaces are where the ingress controllers run; under
 	// Tenant network isolation their pods may reach every tenant.
 	IngressNamespaces []string
+	// IngressCIDRs are address ranges outside the cluster's pods that may
+	// reach every tenant under isolation: an ingress that sends traffic
+	// straight to pods from its own subnet (Azure Application Gateway with
+	// AGIC).
+	IngressCIDRs []string
 }
 
 // OwnerRole is the ClusterRole bound to the tenant's owners.

@@ -161,7 +161,7 @@ func TestNamespaceObjects(t *testing.T) {
 			AllowedIngressNamespaces: []string{"monitoring", "ingress"},
 		},
 	})
-	objs := NamespaceObjects(tn, "t-a", Options{IngressNamespaces: []string{"ingress"}})
+	objs := NamespaceObjects(tn, "t-a", Options{IngressNamespaces: []string{"ingress"}, IngressCIDRs: []string{"10.1.0.0/24"}})
 	if len(objs) != 4 {
 		t.Fatalf("%d objects, want 4", len(objs))
 	}
@@ -187,6 +187,9 @@ func TestNamespaceObjects(t *testing.T) {
 	np := objs[3].(*networkingv1.NetworkPolicy)
 	if vals := np.Spec.Ingress[0].From[1].NamespaceSelector.MatchExpressions[0].Values; strings.Join(vals, ",") != "ingress,monitoring" {
 		t.Errorf("admitted namespaces = %v", vals)
+	}
+	if from := np.Spec.Ingress[0].From; len(from) != 3 || from[2].IPBlock == nil || from[2].IPBlock.CIDR != "10.1.0.0/24" {
+		t.Errorf("admitted peers = %+v", from)
 	}
 
 	if objs := NamespaceObjects(tenant("bare", 1, v1alpha1.TenantSpec{}), "x", Options{}); len(objs) != 0 {
