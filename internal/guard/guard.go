@@ -305,12 +305,21 @@ func allHostKinds() []controller.HostKind {
 // other discovery error is returned: guarding a kind without watching it
 // would release its hosts while they are in use.
 func servedHostKinds(ctx context.Context, mapper meta.RESTMapper) ([]controller.HostKind, error) {
+	return hostKindsServed(mapper, func(k controller.HostKind) {
+		ctrl.LoggerFrom(ctx).Info("kind not served by the cluster; its hosts are not guarded", "kind", k.GVK.String())
+	})
+}
+
+// hostKindsServed is servedHostKinds that tells missing kinds to missing
+// instead of the log: the periodic look says a missing kind only when the
+// set changes.
+func hostKindsServed(mapper meta.RESTMapper, missing func(controller.HostKind)) ([]controller.HostKind, error) {
 	var out []controller.HostKind
 	for _, k := range allHostKinds() {
 		_, err := mapper.RESTMapping(k.GVK.GroupKind(), k.GVK.Version)
 		switch {
 		case meta.IsNoMatchError(err):
-			ctrl.LoggerFrom(ctx).Info("kind not served by the cluster; its hosts are not guarded", "kind", k.GVK.String())
+			missing(k)
 		case err != nil:
 			return nil, fmt.Errorf("discover %s: %w", k.GVK.Kind, err)
 		default:
@@ -340,7 +349,7 @@ func (k *kindWatch) Start(ctx context.Context) error {
 			return nil
 		case <-time.After(k.interval):
 		}
-		now, err := servedHostKinds(ctx, k.mapper)
+		now, err := hostKindsServed(k.mapper, func(controller.HostKind) {})
 		if err != nil {
 			continue // a passing discovery error; look again later
 		}

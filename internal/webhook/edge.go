@@ -117,7 +117,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.refuseHTTP(w, http.StatusTooManyRequests, "too many reviews in flight; retry", "busy")
 		return
 	}
-	defer release()
+	// The budget is released when the decision ends, which may be after
+	// the answer (a decision that timed out still winds down).
+	held := true
+	defer func() {
+		if held {
+			release()
+		}
+	}()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.Limits.MaxBodyBytes))
 	if err != nil {
 		e.refuseHTTP(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("unreadable body, or over %d bytes", e.Limits.MaxBodyBytes), "too_large")
@@ -133,7 +140,6 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	select {
 	case e.slots <- struct{}{}:
-		defer func() { <-e.slots }()
 	case <-ctx.Done():
 		e.refuse(w, review, http.StatusTooManyRequests, "tenantguard is busy deciding other requests; retry", "busy")
 		return
@@ -148,8 +154,13 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := r.Clone(inner)
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
+	held = false
 	go func() {
-		defer close(done)
+		defer func() {
+			<-e.slots
+			release()
+			close(done)
+		}()
 		e.Next.ServeHTTP(rec, req)
 	}()
 	select {

@@ -105,10 +105,13 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 			var conflict *hosts.ConflictError
 			if errors.As(err, &conflict) {
 				h.Metrics.recordClaim("conflict")
-				v := policy.Violation{Rule: policy.RuleHostOwnership, Field: "host", Value: conflict.Name.String(),
-					Message: conflict.Error(),
-					Instead: "use another host; a host is served from one namespace only."}
-				return admission.Denied(policy.Decision{Violations: []policy.Violation{v}}.Message(req.Kind.Kind, req.Namespace, preq.Name))
+				refused := h.Engine.ClaimRefused(d, conflict)
+				h.Metrics.recordViolations(refused.Violations)
+				return admission.Denied(refused.Message(req.Kind.Kind, req.Namespace, preq.Name)).WithWarnings(refused.Warnings...)
+			}
+			if ctx.Err() != nil {
+				h.Metrics.recordClaim("timeout")
+				return admission.Denied("tenantguard timed out recording host ownership for this request; retry")
 			}
 			h.Metrics.recordClaim("error")
 			log.FromContext(ctx).Error(err, "claim hosts", "hosts", d.Claims)

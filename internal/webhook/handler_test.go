@@ -43,7 +43,8 @@ func server(t testing.TB, recoverPanic bool) (*httptest.Server, *http.Client) {
 	view.SetTenant(tn)
 	view.SetNamespace("p1", map[string]string{v1alpha1.TenantLabel: "project1"})
 	h := &webhook.Handler{Engine: policy.NewEngine(config.Default()), View: view}
-	hook := (&admission.Webhook{Handler: h}).WithRecoverPanic(recoverPanic)
+	// The edge in front, as serve runs it.
+	hook := webhook.NewEdge((&admission.Webhook{Handler: h}).WithRecoverPanic(recoverPanic), webhook.EdgeLimits{}, 5*time.Second, nil)
 
 	certs, err := webhook.SelfSignedCertificates([]string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}, time.Hour)
 	if err != nil {
@@ -122,12 +123,13 @@ func TestHandlerRefusesMalformedReviews(t *testing.T) {
 		body              []byte
 		want              string
 	}{
-		{"empty body", "application/json", nil, "request body is empty"},
-		{"not JSON", "application/json", []byte("{{{"), ""},
+		{"empty body", "application/json", nil, "has no request.uid"},
+		{"not JSON", "application/json", []byte("{{{"), "has no request.uid"},
 		{"wrong content type", "text/plain", review(podKind, admissionv1.Create, "p1", pod("nginx")), "contentType"},
 		{"no object", "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE"}}`), "carries no object"},
 		{"object is not a pod", "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","object":{"apiVersion":"v1","kind":"Service"}}}`), "but the request says"},
-		{"object garbage", "application/json", garbage, ""},
+		{"object garbage", "application/json", garbage, "spec.containers"},
+		{"ingress request carrying another kind", "application/json", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"networking.k8s.io","version":"v1","kind":"Ingress"},"operation":"CREATE","namespace":"p1","object":{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"x"}}}}`), "but its object is example.com/v1, Kind=Widget"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
