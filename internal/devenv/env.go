@@ -37,6 +37,7 @@ type Env struct {
 	Config   *rest.Config
 	Binaries Binaries
 	env      *envtest.Environment
+	certDir  string
 }
 
 // Start starts etcd and kube-apiserver on loopback and waits until the API
@@ -54,6 +55,14 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	api.Path = opts.Binaries.APIServer
 	api.Out, api.Err = opts.Logs, opts.Logs
 	api.SecureServing.ListenAddr.Address = "127.0.0.1"
+	// A certificate directory of our own survives a restart of the API
+	// server (RestartAPIServer): same serving and service account keys,
+	// so clients and tokens stay valid.
+	certDir, err := os.MkdirTemp("", "tenantguard-apiserver-")
+	if err != nil {
+		return nil, err
+	}
+	api.CertDir = certDir
 	for name, value := range opts.APIServerFlags {
 		api.Configure().Set(name, value)
 	}
@@ -72,14 +81,16 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	case r := <-done:
 		if r.err != nil {
 			_ = env.Stop()
+			os.RemoveAll(certDir)
 			return nil, fmt.Errorf("start control plane: %w", r.err)
 		}
-		return &Env{Config: r.cfg, Binaries: opts.Binaries, env: env}, nil
+		return &Env{Config: r.cfg, Binaries: opts.Binaries, env: env, certDir: certDir}, nil
 	case <-ctx.Done():
 		r := <-done // envtest has its own start timeout; wait so no process is left behind
 		if r.err == nil {
 			_ = env.Stop()
 		}
+		os.RemoveAll(certDir)
 		return nil, ctx.Err()
 	}
 }
@@ -89,7 +100,21 @@ func (e *Env) Stop() error {
 	if e == nil || e.env == nil {
 		return nil
 	}
+	defer os.RemoveAll(e.certDir)
 	return e.env.Stop()
+}
+
+// StopAPIServer stops kube-apiserver (etcd keeps running): an outage as
+// the guard sees it. StartAPIServer brings it back on the same address,
+// with the same certificates and keys.
+func (e *Env) StopAPIServer() error {
+	return e.env.ControlPlane.GetAPIServer().Stop()
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer and waits
+// until it is healthy.
+func (e *Env) StartAPIServer() error {
+	return e.env.ControlPlane.GetAPIServer().Start()
 }
 
 // AddUser returns a client configuration that authenticates as the given
