@@ -19,6 +19,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
 	"github.com/tenantguard/tenantguard/internal/config"
 	"github.com/tenantguard/tenantguard/internal/controller"
 	"github.com/tenantguard/tenantguard/internal/hosts"
@@ -175,10 +177,23 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		registry = prometheus.NewRegistry()
 	}
 	handlerMetrics := webhook.NewMetrics(registry)
+	refusals := &controller.Refusals{Client: direct, Reader: direct}
+	if err := mgr.Add(refusals); err != nil {
+		return nil, err
+	}
 	handler := &webhook.Handler{
 		Engine: engine, View: view, Claimer: claimer, Namespaces: direct,
 		WaitReady: feeder.waitSynced,
 		Metrics:   handlerMetrics,
+		Recorder:  mgr.GetEventRecorder("tenantguard-webhook"),
+		TenantUID: func(name string) types.UID {
+			t := &v1alpha1.Tenant{}
+			if err := mgr.GetCache().Get(ctx, client.ObjectKey{Name: name}, t); err != nil {
+				return ""
+			}
+			return t.UID
+		},
+		Refusals: refusals,
 	}
 	edge := &webhook.Edge{
 		Next:    &admission.Webhook{Handler: handler},

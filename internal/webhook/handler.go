@@ -8,16 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
 	"github.com/tenantguard/tenantguard/internal/hosts"
 	"github.com/tenantguard/tenantguard/internal/kinds"
 	"github.com/tenantguard/tenantguard/internal/policy"
@@ -38,19 +43,74 @@ type Handler struct {
 	// or ctx ends.
 	WaitReady func(ctx context.Context) error
 	Metrics   *Metrics
+	// Recorder, if set, records every refusal as an Event on the tenant
+	// (or, for a namespace of no tenant, on the namespace). Repeats of one
+	// refusal are aggregated by the events API into one series.
+	Recorder events.EventRecorder
+	// TenantUID finds a tenant's uid for its Events (optional).
+	TenantUID func(name string) types.UID
+	// Refusals, if set, counts refusals per tenant (status.refusals).
+	Refusals interface{ Add(tenant string) }
 }
 
 var _ admission.Handler = (*Handler)(nil)
 
+// verdict is what a request's answer was, for metrics and events.
+type verdict struct {
+	tenant string
+	rule   policy.Rule
+	denied bool
+}
+
 // Handle decides one admission request.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
-	resp := h.handle(ctx, req)
-	h.Metrics.observe(req, resp, time.Since(start))
+	var v verdict
+	resp := h.handle(ctx, req, &v)
+	if !resp.Allowed {
+		v.denied = true
+		h.recordRefusal(req, v, resp)
+	}
+	h.Metrics.observe(req, v, time.Since(start))
 	return resp
 }
 
-func (h *Handler) handle(ctx context.Context, req admission.Request) admission.Response {
+// recordRefusal makes a refusal visible: an Event that names the object,
+// the rule and the user, and the tenant's refusal count.
+func (h *Handler) recordRefusal(req admission.Request, v verdict, resp admission.Response) {
+	if v.rule == "" {
+		return // not a rule's refusal (malformed, busy, timed out)
+	}
+	if h.Refusals != nil {
+		h.Refusals.Add(v.tenant)
+	}
+	if h.Recorder == nil {
+		return
+	}
+	var regarding runtime.Object
+	if v.tenant != "" {
+		t := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: v.tenant}}
+		t.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Tenant"))
+		if h.TenantUID != nil {
+			t.UID = h.TenantUID(v.tenant)
+		}
+		regarding = t
+	} else if req.Namespace != "" {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: req.Namespace}}
+		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		regarding = ns
+	} else {
+		return
+	}
+	obj := req.Name
+	if req.Namespace != "" {
+		obj = req.Namespace + "/" + req.Name
+	}
+	h.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, "Refused", "Admit",
+		"refused %s %s %s by %s: rule %s", strings.ToLower(string(req.Operation)), req.Kind.Kind, obj, req.UserInfo.Username, v.rule)
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request, v *verdict) admission.Response {
 	if req.Operation == admissionv1.Delete || req.Operation == admissionv1.Connect {
 		return admission.Allowed("")
 	}
@@ -84,9 +144,13 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 		}
 		h.View.SetNamespace(ns.Name, ns.Labels)
 	}
+	if t := h.View.TenantOf(preq.Namespace); t != nil && namespaced {
+		v.tenant = t.Name
+	}
 	d := h.Engine.Evaluate(preq, h.View)
 	dryRun := req.DryRun != nil && *req.DryRun
 	if !d.Allowed() {
+		v.rule = d.Violations[0].Rule
 		h.Metrics.recordViolations(d.Violations)
 		if !dryRun {
 			h.claimForUnclaimedOwners(ctx, preq)
@@ -106,6 +170,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 			if errors.As(err, &conflict) {
 				h.Metrics.recordClaim("conflict")
 				refused := h.Engine.ClaimRefused(d, conflict)
+				v.rule = refused.Violations[0].Rule
 				h.Metrics.recordViolations(refused.Violations)
 				return admission.Denied(refused.Message(req.Kind.Kind, req.Namespace, preq.Name)).WithWarnings(refused.Warnings...)
 			}

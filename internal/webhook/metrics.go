@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,8 +24,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tenantguard_admission_decisions_total",
-			Help: "Admission requests answered, by kind, operation and whether they were allowed.",
-		}, []string{"kind", "operation", "allowed"}),
+			Help: "Admission requests answered, by tenant (empty for none), the rule of the first violation (empty when allowed or refused for no rule) and result (allowed, denied).",
+		}, []string{"tenant", "rule", "result"}),
 		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tenantguard_admission_violations_total",
 			Help: "Violations found in refused admission requests, by rule.",
@@ -49,11 +48,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(req admission.Request, resp admission.Response, d time.Duration) {
+func (m *Metrics) observe(req admission.Request, v verdict, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.decisions.WithLabelValues(req.Kind.Kind, string(req.Operation), strconv.FormatBool(resp.Allowed)).Inc()
+	result := "allowed"
+	if v.denied {
+		result = "denied"
+	}
+	m.decisions.WithLabelValues(v.tenant, string(v.rule), result).Inc()
 	m.duration.WithLabelValues(req.Kind.Kind).Observe(d.Seconds())
 }
 

@@ -1,0 +1,207 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/config"
+	"github.com/tenantguard/tenantguard/internal/controller"
+	"github.com/tenantguard/tenantguard/internal/hosts"
+	"github.com/tenantguard/tenantguard/internal/kinds"
+	"github.com/tenantguard/tenantguard/internal/policy"
+)
+
+var ingressKind = controller.HostKind{
+	GVK:     networkingv1.SchemeGroupVersion.WithKind("Ingress"),
+	Object:  &networkingv1.Ingress{},
+	NewList: func() client.ObjectList { return &networkingv1.IngressList{} },
+}
+
+// cachedClient starts a manager's cache with the host index registered and
+// returns its client (reads from the cache, as the controllers' do).
+func cachedClient(t *testing.T, engine *policy.Engine) client.Client {
+	t.Helper()
+	skip := true
+	mgr, err := ctrl.NewManager(env.Config, manager.Options{
+		Scheme: kinds.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Controller: ctrlconfig.Controller{SkipNameValidation: &skip},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := controller.IndexHostObjects(ctx, mgr, engine, []controller.HostKind{ingressKind}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	// Informers start on first use: touch both kinds, then wait.
+	_ = mgr.GetClient().List(ctx, &networkingv1.IngressList{})
+	_ = mgr.GetClient().List(ctx, &v1alpha1.HostClaimList{})
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		t.Fatal("cache did not sync")
+	}
+	return mgr.GetClient()
+}
+
+func testIngress(ns, name, host string) *networkingv1.Ingress {
+	return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: host}}}}
+}
+
+func createNamespace(t *testing.T, name string) {
+	t.Helper()
+	if err := admin.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// TestHostClaimReconciler: a used claim records its objects; an unused one
+// is marked, kept through the grace period and released after it; a claim
+// written without labels gets them.
+func TestHostClaimReconciler(t *testing.T) {
+	ctx := context.Background()
+	engine := policy.NewEngine(config.Default())
+	c := cachedClient(t, engine)
+	now := time.Now()
+	r := &controller.HostClaimReconciler{Client: c, Engine: engine, Kinds: []controller.HostKind{ingressKind},
+		GracePeriod: time.Minute, Now: func() time.Time { return now }}
+	createNamespace(t, "hc-a")
+
+	used := hosts.MustParse("used.hc.example.com", v1alpha1.HostMatchExact)
+	unused := hosts.MustParse("unused.hc.example.com", v1alpha1.HostMatchExact)
+	claimer := &hosts.Claimer{Client: admin}
+	for _, n := range []hosts.Name{used, unused} {
+		if _, err := claimer.Claim(ctx, []hosts.Name{n}, hosts.Owner{Namespace: "hc-a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Create(ctx, testIngress("hc-a", "web", used.Host)); err != nil {
+		t.Fatal(err)
+	}
+	reconcileUntil := func(n hosts.Name, ok func(*v1alpha1.HostClaim, error) bool) {
+		t.Helper()
+		req := reconcile.Request{NamespacedName: types.NamespacedName{Name: hosts.ClaimName(n)}}
+		for range 100 {
+			if _, err := r.Reconcile(ctx, req); err != nil {
+				t.Fatalf("reconcile %s: %v", n, err)
+			}
+			hc := &v1alpha1.HostClaim{}
+			err := admin.Get(ctx, req.NamespacedName, hc)
+			if ok(hc, err) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // the cache catches up with the writes
+		}
+		t.Fatalf("claim of %s never reached the expected state", n)
+	}
+	reconcileUntil(used, func(hc *v1alpha1.HostClaim, err error) bool {
+		return err == nil && hc.Status.UsedBy == "Ingress/web" && hc.Status.UnusedSince == nil
+	})
+	reconcileUntil(unused, func(hc *v1alpha1.HostClaim, err error) bool {
+		return err == nil && hc.Status.UnusedSince != nil
+	})
+	// Within the grace period it stays; after it, it goes.
+	now = now.Add(30 * time.Second)
+	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: hosts.ClaimName(unused)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(unused)}, &v1alpha1.HostClaim{}); err != nil {
+		t.Fatalf("claim released within the grace period: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	reconcileUntil(unused, func(_ *v1alpha1.HostClaim, err error) bool { return apierrors.IsNotFound(err) })
+
+	// A claim written by hand without labels gets them.
+	bare := hosts.MustParse("*.bare.example.com", v1alpha1.HostMatchSingleLabel)
+	hc := hosts.NewClaim(bare, hosts.Owner{Namespace: "hc-a"})
+	hc.Labels = nil
+	if err := admin.Create(ctx, hc); err != nil {
+		t.Fatal(err)
+	}
+	reconcileUntil(bare, func(hc *v1alpha1.HostClaim, err error) bool {
+		return err == nil && hc.Labels[hosts.DomainLabel] != ""
+	})
+}
+
+// TestAdopterClaimsOldestFirst: objects that predate the guard are claimed
+// oldest first. The first user of a host owns it; a later user in another
+// namespace is left to the audit, and claims nothing.
+func TestAdopterClaimsOldestFirst(t *testing.T) {
+	ctx := context.Background()
+	engine := policy.NewEngine(config.Default())
+	c := cachedClient(t, engine)
+	createNamespace(t, "adopt-old")
+	createNamespace(t, "adopt-new")
+	shared := "shared.adopt.example.com"
+	if err := admin.Create(ctx, testIngress("adopt-old", "first", shared)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have one-second resolution
+	for _, ing := range []*networkingv1.Ingress{testIngress("adopt-new", "second", shared), testIngress("adopt-new", "own", "own.adopt.example.com")} {
+		if err := admin.Create(ctx, ing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The view as the guard's informers fill it.
+	view := policy.NewSnapshot()
+	list := &networkingv1.IngressList{}
+	if err := admin.List(ctx, list); err != nil {
+		t.Fatal(err)
+	}
+	for i := range list.Items {
+		ing := &list.Items[i]
+		uses, _ := engine.HostUses(ing, ing.Namespace)
+		for j := range uses {
+			uses[j].Created = ing.CreationTimestamp.Time
+		}
+		view.Hosts().SetUses(hosts.ObjectKey{Namespace: ing.Namespace, Group: "networking.k8s.io", Kind: "Ingress", Name: ing.Name}, uses)
+	}
+	for _, ns := range []string{"adopt-old", "adopt-new"} {
+		view.SetNamespace(ns, nil)
+	}
+	for {
+		l := &networkingv1.IngressList{}
+		if err := c.List(ctx, l, client.InNamespace("adopt-new")); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Items) == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a := &controller.Adopter{Client: c, Claimer: &hosts.Claimer{Client: admin}, Engine: engine, View: view,
+		Kinds: []controller.HostKind{ingressKind}, WaitSynced: func(context.Context) error { return nil }}
+	if err := a.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(host string) string {
+		hc := &v1alpha1.HostClaim{}
+		if err := admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(hosts.MustParse(host, v1alpha1.HostMatchExact))}, hc); err != nil {
+			return fmt.Sprint(err)
+		}
+		return hc.Spec.Namespace
+	}
+	if got := owner(shared); got != "adopt-old" {
+		t.Fatalf("shared host claimed by %q, want the oldest user adopt-old", got)
+	}
+	if got := owner("own.adopt.example.com"); got != "adopt-new" {
+		t.Fatalf("own host claimed by %q, want adopt-new", got)
+	}
+}
