@@ -86,6 +86,9 @@ func Run(opts Options, tenants, cluster, bundle []manifest.Object) (Result, erro
 			continue
 		}
 		res.Checked++
+		if o.Removed != nil {
+			res.Findings = append(res.Findings, removedVersion(o, req))
+		}
 		if f, ok := adminOnly(o, req, opts); ok {
 			res.Findings = append(res.Findings, f)
 			continue
@@ -99,6 +102,22 @@ func Run(opts Options, tenants, cluster, bundle []manifest.Object) (Result, erro
 		}
 	}
 	return res, nil
+}
+
+// removedVersion reports an object written in an API version the API
+// server no longer serves. It is judged as its replacement as well, so
+// that what it would do (a catch-all, another's host) is reported too.
+func removedVersion(o manifest.Object, req policy.Request) Finding {
+	r := o.Removed
+	instead := fmt.Sprintf("write it as apiVersion: %s.", r.To.GroupVersion())
+	if r.To.Kind == "Ingress" {
+		instead = fmt.Sprintf("write it as apiVersion: %s: spec.backend becomes spec.defaultBackend, serviceName and servicePort become service.name and service.port.number (or .name), and each path needs a pathType.", r.To.GroupVersion())
+	}
+	return Finding{File: o.File, Line: o.Line, Finding: policy.Finding{Kind: r.From.Kind, Namespace: req.Namespace, Name: req.Name, Violation: policy.Violation{
+		Rule: policy.RuleAPIVersion, Field: "apiVersion", Value: r.From.GroupVersion().String(),
+		Message: fmt.Sprintf("%s %s is not served since Kubernetes %s, so the API server refuses it; it was checked as %s", r.From.GroupVersion(), r.From.Kind, r.Since, r.To.GroupVersion()),
+		Instead: instead,
+	}}}
 }
 
 // adminOnly refuses Tenants and HostClaims in a bundle applied by someone

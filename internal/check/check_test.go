@@ -154,3 +154,45 @@ func TestOlderGatewayVersionsAreChecked(t *testing.T) {
 		t.Fatalf("findings %q (skipped %d), want %q", got, res.Skipped, want)
 	}
 }
+
+func TestRemovedIngressVersionsAreCheckedAndReported(t *testing.T) {
+	opts := check.Options{Engine: policy.NewEngine(config.Default())}
+	// A v1beta1 Ingress in the cluster snapshot owns its host.
+	owner := `apiVersion: extensions/v1beta1
+kind: Ingress
+metadata: {name: legacy, namespace: p1, creationTimestamp: "2020-01-01T00:00:00Z"}
+spec: {rules: [{host: legacy.example.com, http: {paths: [{path: /, backend: {serviceName: web, servicePort: 80}}]}}]}
+`
+	catchAll := `apiVersion: networking.k8s.io/v1beta1
+kind: Ingress
+metadata: {name: catch, namespace: p2}
+spec: {backend: {serviceName: web, servicePort: 80}}
+`
+	oldDeployment := `apiVersion: apps/v1beta2
+kind: Deployment
+metadata: {name: d, namespace: p2}
+spec: {template: {spec: {containers: [{name: c, image: evil.io/x}]}}}
+`
+	res, err := check.Run(opts, parse(t, tenants), parse(t, owner), parse(t,
+		catchAll,
+		ingress("p2", "take", "legacy.example.com", "/"),
+		oldDeployment,
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "p2/catch:api-version-removed p2/catch:catch-all p2/take:host-ownership p2/d:api-version-removed p2/d:image-repository"
+	if got := rules(res); got != want {
+		t.Fatalf("findings %q, want %q\n%v", got, want, res.Findings)
+	}
+	if res.Checked != 3 || res.Skipped != 0 {
+		t.Errorf("checked %d, skipped %d", res.Checked, res.Skipped)
+	}
+	f := res.Findings[0]
+	if f.Kind != "Ingress" || f.Field != "apiVersion" || !strings.Contains(f.Message, "networking.k8s.io/v1beta1 Ingress is not served since Kubernetes 1.22") || !strings.Contains(f.Instead, "spec.defaultBackend") {
+		t.Errorf("removed version finding: %s", f)
+	}
+	if !strings.Contains(res.Findings[2].Message, `namespace "p1" of tenant "p1"`) {
+		t.Errorf("ownership finding: %s", res.Findings[2])
+	}
+}

@@ -34,6 +34,10 @@ type Object struct {
 	// Object is the typed object, or nil for kinds tenantguard has no type
 	// for (they are kept so callers can count them).
 	Object runtime.Object
+	// Removed is set when the object was written in an API version that
+	// Kubernetes no longer serves; GVK and Object are then the version that
+	// replaces it, so that its rules apply.
+	Removed *kinds.Removed
 }
 
 // Error is an input that cannot be read, with its place.
@@ -254,6 +258,13 @@ func decodeDocument(file string, line int, data []byte) ([]Object, error) {
 		return []Object{{File: file, Line: line, GVK: gvk}}, nil
 	case err != nil:
 		return nil, &Error{File: file, Line: line, Err: fmt.Errorf("%s %q: %w", gvk.Kind, u.GetName(), err)}
+	}
+	if r, ok := kinds.RemovedVersion(gvk); ok {
+		up, err := kinds.Upgrade(r, obj, js)
+		if err != nil {
+			return nil, &Error{File: file, Line: line, Err: fmt.Errorf("%s %q: %w", gvk.Kind, u.GetName(), err)}
+		}
+		return []Object{{File: file, Line: line, GVK: r.To, Object: up, Removed: &r}}, nil
 	}
 	return []Object{{File: file, Line: line, GVK: gvk, Object: obj}}, nil
 }

@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
 	"github.com/tenantguard/tenantguard/internal/manifest"
 )
 
@@ -107,6 +111,69 @@ func TestReadPathsWalksDirectoriesInOrder(t *testing.T) {
 	}
 }
 
+func TestRemovedVersionsAreConverted(t *testing.T) {
+	data := `apiVersion: extensions/v1beta1
+kind: Ingress
+metadata: {name: old, namespace: p2}
+spec:
+  backend: {serviceName: catch, servicePort: 80}
+  tls: [{hosts: [shop.example.com], secretName: s}]
+  rules:
+    - host: shop.example.com
+      http: {paths: [{path: /, backend: {serviceName: web, servicePort: http}}]}
+---
+apiVersion: networking.k8s.io/v1beta1
+kind: Ingress
+metadata: {name: beta}
+spec: {rules: [{host: a.example.com, http: {paths: [{path: /x, pathType: Prefix, backend: {serviceName: web, servicePort: 8080}}]}}]}
+---
+apiVersion: apps/v1beta2
+kind: Deployment
+metadata: {name: d}
+spec: {template: {spec: {containers: [{name: c, image: evil.io/x}]}}}
+---
+apiVersion: batch/v1beta1
+kind: CronJob
+metadata: {name: c}
+spec: {schedule: "* * * * *", jobTemplate: {spec: {template: {spec: {containers: [{name: c, image: evil.io/y}]}}}}}
+`
+	objs, err := manifest.Parse("old.yaml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 4 {
+		t.Fatalf("%d objects", len(objs))
+	}
+	for _, o := range objs {
+		if o.Removed == nil || o.GVK != o.Removed.To || o.Removed.Since == "" {
+			t.Fatalf("%s at line %d not marked as converted from a removed version: %+v", o.GVK, o.Line, o.Removed)
+		}
+	}
+	old, ok := objs[0].Object.(*networkingv1.Ingress)
+	if !ok || objs[0].GVK.String() != "networking.k8s.io/v1, Kind=Ingress" || objs[0].Removed.From.Group != "extensions" {
+		t.Fatalf("extensions/v1beta1 Ingress read as %T %s", objs[0].Object, objs[0].GVK)
+	}
+	if b := old.Spec.DefaultBackend; b == nil || b.Service == nil || b.Service.Name != "catch" || b.Service.Port.Number != 80 {
+		t.Errorf("spec.backend became %+v, want spec.defaultBackend to service catch:80", b)
+	}
+	if p := old.Spec.Rules[0].HTTP.Paths[0]; p.Backend.Service == nil || p.Backend.Service.Port.Name != "http" || old.Spec.Rules[0].Host != "shop.example.com" {
+		t.Errorf("rule became %+v", old.Spec.Rules[0])
+	}
+	if len(old.Spec.TLS) != 1 || old.Spec.TLS[0].Hosts[0] != "shop.example.com" || old.Namespace != "p2" {
+		t.Errorf("tls or metadata lost: %+v %q", old.Spec.TLS, old.Namespace)
+	}
+	beta := objs[1].Object.(*networkingv1.Ingress)
+	if p := beta.Spec.Rules[0].HTTP.Paths[0]; p.PathType == nil || *p.PathType != networkingv1.PathTypePrefix || p.Backend.Service.Port.Number != 8080 {
+		t.Errorf("networking.k8s.io/v1beta1 path became %+v", p)
+	}
+	if d, ok := objs[2].Object.(*appsv1.Deployment); !ok || d.Spec.Template.Spec.Containers[0].Image != "evil.io/x" {
+		t.Errorf("apps/v1beta2 Deployment read as %T", objs[2].Object)
+	}
+	if c, ok := objs[3].Object.(*batchv1.CronJob); !ok || c.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image != "evil.io/y" {
+		t.Errorf("batch/v1beta1 CronJob read as %T", objs[3].Object)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: LoadBalancer}\n",
@@ -114,6 +181,8 @@ func FuzzParse(f *testing.F) {
 		"---\n---\n",
 		`{"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":"i"},"spec":{"rules":[{"host":"a.b"}]}}`,
 		"a: [\n",
+		"apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: i}\nspec: {backend: {serviceName: s, servicePort: x}, rules: [{host: a.b, http: {paths: [{backend: {}}]}}]}\n",
+		"apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: d}\nspec: {rollbackTo: {revision: 1}}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -25,6 +25,10 @@ func FuzzEvaluate(f *testing.F) {
 		`{"apiVersion":"gateway.networking.k8s.io/v1","kind":"TLSRoute","metadata":{"name":"r","namespace":"default"},"spec":{"hostnames":[]}}`,
 		`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"p1","labels":{"tenantguard.dev/tenant":""}}}`,
 		`{"apiVersion":"tenantguard.dev/v1alpha1","kind":"Tenant","metadata":{"name":"t"},"spec":{"namespaces":["p1"],"images":{"allowedRepositories":["**"]},"ingress":{"allowedHostPatterns":["(("]}}}`,
+		`{"apiVersion":"tenantguard.dev/v1alpha1","kind":"Tenant","metadata":{"name":"t"},"spec":{"ingress":{"allowedHostPatterns":["",".*","a)|(.*","[a-z)"],"allowedClasses":[""]},"images":{"allowedRepositories":["","docker.io/library/ubuntu:20.14","a.io/b@sha256:00","r.io:443/p/*"]},"registry":{"repositories":[{"pattern":"p/a:v1"}],"immutableTags":[""," "]}}}`,
+		`{"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"p1","annotations":{"service.beta.kubernetes.io/azure-load-balancer-internal":"true","service.beta.kubernetes.io/azure-pls-create":"TRUE","service.beta.kubernetes.io/azure-pip-name":"","service.beta.kubernetes.io/azure-load-balancer-ipv4":"[::1]"}},"spec":{"type":"LoadBalancer"}}`,
+		`{"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"p2"},"spec":{"type":"ExternalName","externalName":"kubernetes.default.svc.cluster.local."}}`,
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"p1"},"spec":{"containers":[{"image":"myacr.azurecr.io:443/project1/app"},{"image":"[::1]:5000/project1/app"},{"image":"[::1]/a"}]}}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -86,6 +86,15 @@ func (e *Engine) checkImages(spec *corev1.PodSpec, path, namespace string, t *Te
 			continue
 		}
 		repo := ref.repository
+		if !t.allowsImage(repo) && ref.port != "" && t.allowsImage(ref.withoutPort) {
+			// The registry is compared as written, port included: a runtime
+			// treats host:port as another registry, with its own credentials.
+			v.Message = fmt.Sprintf("image %q names the registry with port %s, and tenant %q may run %s only without a port (%s); the registry is compared as written, port included",
+				img.image, ref.port, t.Name, ref.withoutPort, t.imagesText())
+			v.Instead = fmt.Sprintf("write the image without the port (%s), or ask the platform team to add %s to spec.images.allowedRepositories.", strings.Replace(img.image, ref.port, "", 1), repo)
+			out = append(out, v)
+			continue
+		}
 		if !t.allowsImage(repo) {
 			v.Message = fmt.Sprintf("image %q (repository %s) is not in the repositories tenant %q may run (%s)",
 				img.image, repo, t.Name, t.imagesText())
@@ -129,7 +138,9 @@ type parsedRef struct {
 	repository string // docker.io/library/nginx
 	familiar   string // nginx:1.27
 	digested   bool
-	err        error
+	// port of the registry (":443"), and the repository without it.
+	port, withoutPort string
+	err               error
 }
 
 // refCache remembers parsed references: pods name the same few images
@@ -155,6 +166,10 @@ func (c *refCache) parse(image string) parsedRef {
 	} else {
 		_, digested := named.(reference.Digested)
 		r = parsedRef{repository: named.Name(), familiar: reference.FamiliarString(named), digested: digested}
+		domain := reference.Domain(named)
+		if i := strings.LastIndex(domain, ":"); i >= 0 && !strings.Contains(domain[i:], "]") { // not inside [IPv6]
+			r.port, r.withoutPort = domain[i:], domain[:i]+"/"+reference.Path(named)
+		}
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= refCacheSize {

@@ -83,6 +83,10 @@ const (
 	RuleIngressClass   Rule = "ingress-class"
 	RuleAdminOnly      Rule = "admin-only"
 	RuleHostLimit      Rule = "host-limit"
+	RulePrivateLink    Rule = "service-private-link"
+	// RuleAPIVersion is the offline check's: a manifest in an API version
+	// the API server no longer serves.
+	RuleAPIVersion Rule = "api-version-removed"
 )
 
 // Violation is one thing wrong with an object.
@@ -117,11 +121,21 @@ type Finding struct {
 
 // String renders a finding as one line: object, field, message, rule.
 func (f Finding) String() string {
-	obj := f.Name
-	if f.Namespace != "" {
-		obj = f.Namespace + "/" + f.Name
+	return fmt.Sprintf("%s %s: %s", f.Kind, objectName(f.Kind, f.Namespace, f.Name), f.Violation)
+}
+
+// objectName is namespace/name, or name alone for the cluster-scoped kinds
+// the guard judges (the API server sends a Namespace's own name as the
+// namespace of its review).
+func objectName(kind, namespace, name string) string {
+	switch kind {
+	case "Namespace", "Tenant", "HostClaim":
+		return name
 	}
-	return fmt.Sprintf("%s %s: %s", f.Kind, obj, f.Violation)
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
 }
 
 // Findings turns a decision's violations into findings for an object.
@@ -158,11 +172,7 @@ func (d Decision) Allowed() bool { return len(d.Violations) == 0 }
 // Message is the denial message: the object, then one line per violation.
 func (d Decision) Message(kind, namespace, name string) string {
 	var b strings.Builder
-	obj := name
-	if namespace != "" {
-		obj = namespace + "/" + name
-	}
-	fmt.Fprintf(&b, "tenantguard refused %s %s:", kind, obj)
+	fmt.Fprintf(&b, "tenantguard refused %s %s:", kind, objectName(kind, namespace, name))
 	for _, v := range d.Violations {
 		b.WriteString("\n- ")
 		b.WriteString(v.String())
@@ -221,6 +231,7 @@ func (e *Engine) evaluate(req Request, obj runtime.Object, view View) Decision {
 	case *corev1.Service:
 		if tenant != nil && !exempt {
 			d.Violations = append(d.Violations, e.checkService(o, tenant)...)
+			d.Warnings = append(d.Warnings, e.serviceWarnings(o)...)
 		}
 	case *corev1.Namespace:
 		d.Violations = append(d.Violations, e.checkNamespace(req, o)...)

@@ -41,6 +41,13 @@ spec:
 ---
 apiVersion: tenantguard.dev/v1alpha1
 kind: Tenant
+metadata: {name: linked}
+spec:
+  namespaces: [pl]
+  services: {loadBalancer: InternalOnly, allowPrivateLink: true}
+---
+apiVersion: tenantguard.dev/v1alpha1
+kind: Tenant
 metadata: {name: strict}
 spec:
   namespaces: [s1]
@@ -157,7 +164,20 @@ func TestServices(t *testing.T) {
 			rules: []policy.Rule{policy.RuleLoadBalancer}, contains: "azure-load-balancer-internal"},
 		{name: "internal load balancer allowed", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal)},
 		{name: "internal annotation with the wrong value", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", `service.beta.kubernetes.io/azure-load-balancer-internal: "false"`),
-			rules: []policy.Rule{policy.RuleLoadBalancer}},
+			rules: []policy.Rule{policy.RuleLoadBalancer}, field: "metadata.annotations[service.beta.kubernetes.io/azure-load-balancer-internal]",
+			contains: `is "false"; it makes the load balancer internal only when its value is "true"`},
+		{name: "private link service refused", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal, `service.beta.kubernetes.io/azure-pls-create: "true"`),
+			rules: []policy.Rule{policy.RulePrivateLink}, field: "metadata.annotations[service.beta.kubernetes.io/azure-pls-create]", contains: "Private Link Service"},
+		{name: "private link read without case", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal, `service.beta.kubernetes.io/azure-pls-create: "True"`),
+			rules: []policy.Rule{policy.RulePrivateLink}},
+		{name: "private link off", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal, `service.beta.kubernetes.io/azure-pls-create: "false"`)},
+		{name: "private link allowed by the tenant", manifest: svc("pl", "{type: LoadBalancer, ports: [{port: 80}]}", internal, `service.beta.kubernetes.io/azure-pls-create: "true"`)},
+		{name: "update adding private link refused", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal, `service.beta.kubernetes.io/azure-pls-create: "true"`),
+			old: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal), rules: []policy.Rule{policy.RulePrivateLink}},
+		{name: "external name to an in-cluster name", manifest: svc("p2", "{type: ExternalName, externalName: kubernetes.default.svc.cluster.local}"),
+			rules: []policy.Rule{policy.RuleExternalName}, contains: `"kubernetes.default.svc.cluster.local", an in-cluster Service name`},
+		{name: "external name to a short in-cluster name", manifest: svc("p2", "{type: ExternalName, externalName: db.other.svc}"),
+			rules: []policy.Rule{policy.RuleExternalName}, contains: "in-cluster"},
 		{name: "another cloud's internal annotation is public on Azure", manifest: svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", `service.beta.kubernetes.io/aws-load-balancer-scheme: internal`),
 			rules: []policy.Rule{policy.RuleLoadBalancer}},
 		{name: "load balancer refused (Deny)", manifest: svc("p2", "{type: LoadBalancer, ports: [{port: 80}]}", internal),
@@ -244,7 +264,11 @@ func TestImages(t *testing.T) {
 		{name: "lookalike registry host", manifest: deployment("p1", "myacr.azurecr.io.evil.com/project1/app:1"),
 			rules: []policy.Rule{policy.RuleImage}},
 		{name: "registry with port is another registry", manifest: deployment("p1", "myacr.azurecr.io:5000/project1/app:1"),
-			rules: []policy.Rule{policy.RuleImage}},
+			rules: []policy.Rule{policy.RuleImage}, contains: "names the registry with port :5000"},
+		{name: "the default port too, and the refusal says the port is the difference", manifest: deployment("p1", "myacr.azurecr.io:443/project1/app"),
+			rules: []policy.Rule{policy.RuleImage}, contains: "without the port (myacr.azurecr.io/project1/app)"},
+		{name: "a port on a registry not allowed at all", manifest: deployment("p1", "evil.io:443/project1/app"),
+			rules: []policy.Rule{policy.RuleImage}, contains: "is not in the repositories"},
 		{name: "one level only for /*", manifest: deployment("p1", "myacr.azurecr.io/project1/team/app:1"),
 			rules: []policy.Rule{policy.RuleImage}},
 		{name: "any depth for /**", manifest: deployment("p2", "myacr.azurecr.io/project2/team/app:1")},
@@ -330,6 +354,21 @@ func TestTenantValidation(t *testing.T) {
 		{name: "image pattern without registry", manifest: tenant("{images: {allowedRepositories: ['project1/*']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "registry host"},
 		{name: "bare wildcard repository", manifest: tenant("{registry: {repositories: [{pattern: '**', actions: [pull]}]}}"), rules: []policy.Rule{policy.RuleTenantSpec}},
 		{name: "digest namespace not the tenant's", manifest: tenant("{namespaces: [p3], images: {requireDigestNamespaces: [p9]}}"), rules: []policy.Rule{policy.RuleTenantSpec}},
+		{name: "bad regex shown as written", manifest: tenant("{ingress: {allowedHostPatterns: ['[a-z)']}}"), rules: []policy.Rule{policy.RuleTenantSpec},
+			contains: "spec.ingress.allowedHostPatterns[0]: \"[a-z)\" is not a regular expression (RE2): missing closing ] in `[a-z)`"},
+		{name: "regex cannot break out of the anchoring", manifest: tenant(`{ingress: {allowedHostPatterns: ['a)|(.*']}}`), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "not a regular expression"},
+		{name: "regex that matches every host", manifest: tenant("{ingress: {allowedHostPatterns: ['.*']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: `admits every host, as "*" would`},
+		{name: "regex that matches every name of letters and dots", manifest: tenant("{ingress: {allowedHostPatterns: ['[a-z.-]+']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "any domain"},
+		{name: "empty regex", manifest: tenant("{ingress: {allowedHostPatterns: ['']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "empty pattern"},
+		{name: "regex tied to a domain", manifest: tenant(`{ingress: {allowedHostPatterns: ['(api|web)-[0-9]+\.example\.com']}}`)},
+		{name: "image pattern with a tag", manifest: tenant("{images: {allowedRepositories: ['docker.io/library/ubuntu:20.14']}}"), rules: []policy.Rule{policy.RuleTenantSpec},
+			contains: `names a tag (:20.14); a pattern names repositories, so it would never match. Write docker.io/library/ubuntu`},
+		{name: "image pattern with a digest", manifest: tenant("{images: {allowedRepositories: ['docker.io/library/ubuntu@sha256:" + strings.Repeat("a", 64) + "']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "names a digest"},
+		{name: "image pattern with a registry port", manifest: tenant("{images: {allowedRepositories: ['myacr.azurecr.io:443/project1/*']}}")},
+		{name: "empty image pattern", manifest: tenant("{images: {allowedRepositories: ['']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "empty pattern"},
+		{name: "registry pattern with a tag", manifest: tenant("{registry: {repositories: [{pattern: 'project1/app:v1', actions: [pull]}]}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "names a tag"},
+		{name: "empty immutable tag", manifest: tenant("{registry: {immutableTags: ['v*', '']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "spec.registry.immutableTags[1]: empty tag pattern"},
+		{name: "empty class", manifest: tenant("{ingress: {allowedClasses: [nginx, '']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "allowedClasses[1]: empty class name"},
 	}
 	runCases(t, engine, view, cases)
 }
@@ -360,5 +399,45 @@ func TestDecisionMessageNamesObjectAndRule(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message lacks %q:\n%s", want, msg)
 		}
+	}
+}
+
+func TestInternalLoadBalancerAskingForAPublicAddressWarns(t *testing.T) {
+	engine := policy.NewEngine(config.Default())
+	internal := `service.beta.kubernetes.io/azure-load-balancer-internal: "true"`
+	cases := []struct {
+		name, annotation, want string
+	}{
+		{"public IP by name", `service.beta.kubernetes.io/azure-pip-name: web-ip`, "names a public IP"},
+		{"public IPv4 address", `service.beta.kubernetes.io/azure-load-balancer-ipv4: 20.1.2.3`, `"20.1.2.3" is not a private address`},
+		{"not an address", `service.beta.kubernetes.io/azure-load-balancer-ipv4: x`, "not a private address"},
+		{"private IPv4 address", `service.beta.kubernetes.io/azure-load-balancer-ipv4: 10.240.0.40`, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := engine.Evaluate(request(t, policy.Create, svc("p1", "{type: LoadBalancer, ports: [{port: 80}]}", internal, tc.annotation), ""), fixture(t))
+			if !d.Allowed() {
+				t.Fatalf("refused: %v", d.Violations)
+			}
+			got := strings.Join(d.Warnings, "\n")
+			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+				t.Fatalf("warnings %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestClusterScopedObjectsHaveNoNamespaceInMessages(t *testing.T) {
+	d := policy.Decision{Violations: []policy.Violation{{Rule: policy.RuleNamespaceLabel, Field: "metadata.labels", Message: "m"}}}
+	// The API server sends a Namespace's own name as its review's namespace.
+	if got := d.Message("Namespace", "t01-a", "t01-a"); !strings.HasPrefix(got, "tenantguard refused Namespace t01-a:") {
+		t.Errorf("message %q", got)
+	}
+	if got := d.Message("Service", "t01-a", "web"); !strings.HasPrefix(got, "tenantguard refused Service t01-a/web:") {
+		t.Errorf("message %q", got)
+	}
+	f := d.Findings("Tenant", "x", "project1")[0]
+	if got := f.String(); !strings.HasPrefix(got, "Tenant project1: ") {
+		t.Errorf("finding %q", got)
 	}
 }

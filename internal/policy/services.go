@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -15,6 +16,8 @@ import (
 //
 //   - type LoadBalancer, unless the tenant allows it; in InternalOnly mode
 //     only with one of the configured internal load balancer annotations;
+//   - an Azure Private Link Service made for a load balancer, unless the
+//     tenant allows Private Link;
 //   - type NodePort, unless the tenant allows node ports;
 //   - spec.externalIPs, always (CVE-2020-8554: they let a tenant intercept
 //     traffic to any IP);
@@ -24,6 +27,7 @@ func (e *Engine) checkService(svc *corev1.Service, t *Tenant) []Violation {
 	switch svc.Spec.Type {
 	case corev1.ServiceTypeLoadBalancer:
 		out = append(out, e.checkLoadBalancer(svc, t)...)
+		out = append(out, checkPrivateLink(svc, t)...)
 	case corev1.ServiceTypeNodePort:
 		if !t.Spec.Services.AllowNodePort {
 			out = append(out, Violation{
@@ -79,6 +83,17 @@ func (e *Engine) checkLoadBalancer(svc *corev1.Service, t *Tenant) []Violation {
 		if e.internal(svc) {
 			return nil
 		}
+		// An internal annotation with another value ("false") is the
+		// cloud's way to ask for a public load balancer: say so.
+		for _, a := range e.cfg.InternalLoadBalancerAnnotations {
+			if v, ok := svc.Annotations[a.Key]; ok {
+				return []Violation{{
+					Rule: RuleLoadBalancer, Field: fmt.Sprintf("metadata.annotations[%s]", a.Key), Value: exposure,
+					Message: fmt.Sprintf("the annotation %s is %q; it makes the load balancer internal only when its value is %q, so this one creates a public IP, and tenant %q may only create internal load balancers", a.Key, v, a.Value, t.Name),
+					Instead: fmt.Sprintf("set the annotation to %s: %q.", a.Key, a.Value),
+				}}
+			}
+		}
 		want := "(none configured)"
 		if len(e.cfg.InternalLoadBalancerAnnotations) > 0 {
 			a := e.cfg.InternalLoadBalancerAnnotations[0]
@@ -101,6 +116,11 @@ func (e *Engine) checkLoadBalancer(svc *corev1.Service, t *Tenant) []Violation {
 func checkExternalName(svc *corev1.Service, t *Tenant) []Violation {
 	v := Violation{Rule: RuleExternalName, Field: "spec.externalName", Value: svc.Spec.ExternalName}
 	if t.externalNames.Empty() {
+		if inCluster(svc.Spec.ExternalName) {
+			v.Message = fmt.Sprintf("type ExternalName makes an alias of %q, an in-cluster Service name, which tenant %q may not do: the alias would carry another Service's traffic under this one's name", svc.Spec.ExternalName, t.Name)
+			v.Instead = fmt.Sprintf("call %s by its own name, or ask the platform team to add it to spec.services.allowedExternalNames.", svc.Spec.ExternalName)
+			return []Violation{v}
+		}
 		v.Message = fmt.Sprintf("type ExternalName points cluster DNS at an outside host, which tenant %q may not do", t.Name)
 		v.Instead = "call the outside host by its own name, or ask the platform team to add it to spec.services.allowedExternalNames."
 		return []Violation{v}
@@ -117,4 +137,63 @@ func checkExternalName(svc *corev1.Service, t *Tenant) []Violation {
 		return []Violation{v}
 	}
 	return nil
+}
+
+// inCluster reports whether name is a name of cluster DNS (a Service's
+// name.namespace.svc or name.namespace.svc.cluster.local, or any name under
+// the default cluster domain), not an outside host.
+func inCluster(name string) bool {
+	n := strings.ToLower(strings.TrimSuffix(name, "."))
+	return strings.HasSuffix(n, ".svc") || n == "cluster.local" || strings.HasSuffix(n, ".cluster.local")
+}
+
+// Azure annotations on LoadBalancer Services.
+const (
+	// PrivateLinkAnnotation makes the Azure provider create a Private Link
+	// Service for the load balancer; the provider reads "true" without case.
+	PrivateLinkAnnotation = "service.beta.kubernetes.io/azure-pls-create"
+	// PublicIPNameAnnotation names an Azure public IP for the load balancer.
+	PublicIPNameAnnotation = "service.beta.kubernetes.io/azure-pip-name"
+	// IPv4Annotation sets the load balancer's IPv4 address.
+	IPv4Annotation = "service.beta.kubernetes.io/azure-load-balancer-ipv4"
+)
+
+// checkPrivateLink refuses a Private Link Service, unless the tenant
+// allows it: it is an Azure resource of its own, made with namespace
+// rights, that can publish the Service to other virtual networks and
+// subscriptions.
+func checkPrivateLink(svc *corev1.Service, t *Tenant) []Violation {
+	v, ok := svc.Annotations[PrivateLinkAnnotation]
+	if !ok || !strings.EqualFold(v, "true") || t.Spec.Services.AllowPrivateLink {
+		return nil
+	}
+	return []Violation{{
+		Rule: RulePrivateLink, Field: fmt.Sprintf("metadata.annotations[%s]", PrivateLinkAnnotation), Value: v,
+		Message: fmt.Sprintf("%q makes Azure create a Private Link Service, which can publish this Service to other virtual networks and subscriptions; tenant %q may not create one", v, t.Name),
+		Instead: "remove the annotation and reach the Service inside the network, or ask the platform team to allow Private Link (spec.services.allowPrivateLink).",
+	}}
+}
+
+// serviceWarnings are what an internal load balancer carries that asks
+// for a public address: the Azure provider does not make it public, but
+// the author meant something the tenant may not have.
+func (e *Engine) serviceWarnings(svc *corev1.Service) []string {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !e.internal(svc) {
+		return nil
+	}
+	var out []string
+	if name, ok := svc.Annotations[PublicIPNameAnnotation]; ok {
+		out = append(out, fmt.Sprintf("metadata.annotations[%s]: %q names a public IP on an internal load balancer; remove it, an internal load balancer takes a private address of the subnet", PublicIPNameAnnotation, name))
+	}
+	if ip, ok := svc.Annotations[IPv4Annotation]; ok && !privateAddress(ip) {
+		out = append(out, fmt.Sprintf("metadata.annotations[%s]: %q is not a private address, yet the load balancer is internal; use a free address of the cluster's subnet", IPv4Annotation, ip))
+	}
+	return out
+}
+
+// privateAddress reports whether s is an IPv4 or IPv6 private address
+// (RFC 1918, RFC 4193).
+func privateAddress(s string) bool {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	return err == nil && a.IsPrivate()
 }
