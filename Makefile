@@ -1,6 +1,7 @@
 # tenantguard: build, test and run locally.
 #   make dev    a local control plane with the guard installed, and the five problems replayed
 #   make test   the whole test suite (what CI runs)
+#   make image  the container image, built without a container engine
 
 GO        ?= go
 BIN       := bin/tenantguard
@@ -9,7 +10,18 @@ PKG       := github.com/tenantguard/tenantguard
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 LDFLAGS   := -X $(PKG)/internal/version.Version=$(VERSION)
 
-.PHONY: all build test dev controlplane lint generate fuzz bench clean
+# The image: static release binaries (no dev command, see cmd/tenantguard/
+# dev_release.go) per platform, assembled by hack/image into an OCI layout
+# in bin/image, or pushed to IMAGE_REPO:IMAGE_TAG when IMAGE_REPO is set.
+# Reproducible: file and creation times are the commit time.
+IMAGE_REPO      ?=
+IMAGE_TAG       ?= $(VERSION)
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
+REVISION        ?= $(shell git rev-parse HEAD 2>/dev/null)
+CREATED         ?= $(shell git log -1 --format=%cI 2>/dev/null)
+RELEASE_FLAGS   := -trimpath -tags release -ldflags "-s -w $(LDFLAGS)"
+
+.PHONY: all build test dev controlplane image lint generate fuzz bench clean
 
 all: build
 
@@ -24,12 +36,24 @@ controlplane: build
 test: controlplane
 	$(GO) test -race -count=1 -timeout 45m ./...
 
-dev: build
-	$(BIN) dev
+dev: build image
+	$(BIN) dev --image bin/image
+
+image:
+	rm -rf bin/image
+	@for p in $(IMAGE_PLATFORMS); do \
+		echo "go build $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build $(RELEASE_FLAGS) -o bin/$${p%/*}_$${p#*/}/tenantguard ./cmd/tenantguard || exit 1; \
+	done
+	$(GO) run ./hack/image -version "$(VERSION)" -revision "$(REVISION)" -created "$(CREATED)" \
+		$(foreach p,$(IMAGE_PLATFORMS),-binary $(p)=bin/$(subst /,_,$(p))/tenantguard) \
+		$(if $(IMAGE_REPO),-repo "$(IMAGE_REPO)" -tag "$(IMAGE_TAG)",-out bin/image -tag "$(IMAGE_TAG)")
 
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags release ./cmd/tenantguard
 	$(TOOLS) staticcheck ./...
+	$(GO) mod tidy -diff
 
 # generate refreshes the deepcopy code and the CRDs from api/.
 generate:

@@ -1,7 +1,14 @@
+//go:build !release
+
+// The dev command and everything it pulls in (the local control plane, the
+// in-process registry, the replay) stay out of the image's binary, which
+// is built with -tags release (see dev_release.go).
+
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +27,7 @@ func newDevCommand() *cobra.Command {
 		logs           bool
 		configFile     string
 		replayProblems bool
+		imageLayout    string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -28,12 +36,18 @@ func newDevCommand() *cobra.Command {
 writes an admin kubeconfig under --dir, prints kubectl commands to try, and
 runs until interrupted (Ctrl-C), then stops every process it started.
 
+With --image (make dev sets it), the tenantguard image is pushed to the
+in-process registry at start and its reference printed.
+
 The control-plane binaries are built once from the Go module proxy and cached
 (see 'tenantguard dev binaries').`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			stderr := cmd.ErrOrStderr()
+			if imageLayout != "" && !replayProblems {
+				return withExitCode(2, errors.New("--image needs --replay: the image is pushed to the replay's registry"))
+			}
 			bins, err := devenv.EnsureBinaries(ctx, devenv.BuildOptions{CacheDir: cacheDir, Progress: stderr})
 			if err != nil {
 				return err
@@ -83,6 +97,7 @@ The control-plane binaries are built once from the Go module proxy and cached
 			out := cmd.OutOrStdout()
 			var ex *replay.Examples
 			var reg *replay.Registry
+			var image string
 			if replayProblems {
 				fmt.Fprintln(stderr, "creating the example tenants and replaying the five problems ...")
 				if ex, err = replay.SetUpExamples(ctx, env, absDir); err != nil {
@@ -99,6 +114,12 @@ The control-plane binaries are built once from the Go module proxy and cached
 					return err
 				}
 				defer reg.Close(context.WithoutCancel(ctx))
+				if imageLayout != "" {
+					fmt.Fprintf(stderr, "pushing the image in %s to the dev registry ...\n", imageLayout)
+					if image, err = replay.PushImage(ctx, imageLayout, reg.UpstreamHost()); err != nil {
+						return err
+					}
+				}
 				if _, err := replay.ReplayRegistry(ctx, reg, out); err != nil {
 					return fmt.Errorf("replay the registry: %w", err)
 				}
@@ -113,6 +134,10 @@ The control-plane binaries are built once from the Go module proxy and cached
 				fmt.Fprintf(out, "\nas project2's developer, taking project1's host:\n")
 				fmt.Fprintf(out, "  %s --kubeconfig %s -n project2 create ingress demo --class=nginx --rule=shop.example.com/=api:80\n", bins.Kubectl, ex.Kubeconfigs["project2"])
 			}
+			if image != "" {
+				fmt.Fprintf(out, "\nthe tenantguard image (built by make image), in the dev registry:\n  %s\n", image)
+				fmt.Fprintf(out, "  crane manifest --insecure %s\n", image)
+			}
 			fmt.Fprintf(out, "\nCtrl-C stops everything.\n")
 			<-ctx.Done()
 			return nil
@@ -122,6 +147,7 @@ The control-plane binaries are built once from the Go module proxy and cached
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "control-plane binary cache (default $"+devenv.CacheDirEnv+" or <user cache dir>/tenantguard)")
 	cmd.Flags().BoolVar(&replayProblems, "replay", true, "create the example tenants and replay the five problems")
 	cmd.Flags().StringVar(&configFile, "config", "", "guard configuration file (GuardConfig YAML; default: built-in defaults)")
+	cmd.Flags().StringVar(&imageLayout, "image", "", "OCI image layout of the tenantguard image (make image writes bin/image) to push to the dev registry; needs --replay")
 	cmd.Flags().BoolVar(&logs, "control-plane-logs", false, "print the output of etcd and kube-apiserver")
 	cmd.AddCommand(newDevBinariesCommand(&cacheDir))
 	return cmd
