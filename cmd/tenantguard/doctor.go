@@ -32,14 +32,27 @@ SKIP), the evidence and a Fix line for each step:
   api         /readyz, who the credentials are, and with --namespace whether
               they may list pods there
 
-Every network step is bounded by --timeout. Exit code: 0 when nothing
-failed, 1 when a step failed, 2 when the input is unusable.
+Every network step is bounded by --timeout; an exec credential plugin
+(kubelogin) gets four times --timeout and is then stopped with every process
+it started. Exit code: 0 when nothing failed (warnings allowed), 1 when a step
+failed, 2 when the input is unusable (an unknown flag, a bad flag value, an
+argument, a missing or garbled kubeconfig, an unknown context).
+
+Fix lines are written for this machine's shell: export (bash, zsh) or
+$env: and setx (PowerShell on Windows), with the file or command that makes
+them permanent.
 
 See docs/doctor.md for every failure and its fix.`,
 		Example: `  tenantguard doctor
   tenantguard doctor --context aks-prod --dns-server 10.0.0.4 --namespace team-a
   tenantguard doctor --dns-server 168.63.129.16 -o json`,
-		Args: cobra.NoArgs,
+		// Bad input exits 2, also when cobra finds it.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return withExitCode(2, fmt.Errorf("doctor takes no arguments, got %q: give the kubeconfig with --kubeconfig and the context with --context", args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return withExitCode(2, fmt.Errorf("-o %q: use text or json", output))
@@ -47,6 +60,7 @@ See docs/doctor.md for every failure and its fix.`,
 			if opts.Timeout <= 0 {
 				return withExitCode(2, fmt.Errorf("--timeout must be positive, not %s", opts.Timeout))
 			}
+			opts.Stderr = cmd.ErrOrStderr()
 			rep, err := doctor.Run(cmd.Context(), opts)
 			if err != nil {
 				if errors.Is(err, doctor.ErrBadInput) {
@@ -76,5 +90,8 @@ See docs/doctor.md for every failure and its fix.`,
 	f.StringVarP(&opts.Namespace, "namespace", "n", "", "also check that the credentials may list pods in this namespace")
 	f.DurationVar(&opts.Timeout, "timeout", doctor.DefaultTimeout, "bound on each network step")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return withExitCode(2, fmt.Errorf("%w (see tenantguard doctor --help)", err))
+	})
 	return cmd
 }
