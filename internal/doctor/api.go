@@ -31,6 +31,8 @@ type APIResult struct {
 	Namespace   string `json:"namespace,omitempty"`
 	CanListPods *bool  `json:"canListPods,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// ExecPlugin is what the kubeconfig's exec credential plugin did.
+	ExecPlugin *ExecPlugin `json:"execPlugin,omitempty"`
 }
 
 // apiClientConfig points a kubeconfig's client configuration at the path

@@ -6,12 +6,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -364,6 +369,193 @@ func TestAgainstControlPlane(t *testing.T) {
 		}
 	})
 
+	// kubectl itself, under mixed-case proxy variables: the doctor's
+	// verdict (direct, or which proxy) must be what kubectl did. The server
+	// is https://0.0.0.0:<port>: Go proxies it (it is not a loopback
+	// address), and a direct connection to it stays on this machine.
+	t.Run("kubectl goes where the doctor says", func(t *testing.T) {
+		target := net.JoinHostPort("0.0.0.0", f.port)
+		routes := map[string]string{target: "127.0.0.1:" + f.port}
+		upper := startConnectProxy(t, http.StatusBadGateway, routes)
+		lower := startConnectProxy(t, http.StatusBadGateway, routes)
+		kc := f.kubeconfig(t, "kubectl-proxy", env.Config, func(c *clientcmdapi.Cluster) {
+			c.Server = "https://" + target
+			c.TLSServerName = "localhost"
+		})
+		cases := []struct {
+			name string
+			env  map[string]string
+			want string // "upper", "lower" or "direct"
+		}{
+			{"both proxies set", map[string]string{"HTTPS_PROXY": upper.URL.String(), "https_proxy": lower.URL.String()}, "upper"},
+			{"NO_PROXY misses, no_proxy matches", map[string]string{"HTTPS_PROXY": upper.URL.String(), "NO_PROXY": ".corp.example", "no_proxy": "0.0.0.0"}, "upper"},
+			{"NO_PROXY matches, no_proxy misses", map[string]string{"https_proxy": lower.URL.String(), "NO_PROXY": "0.0.0.0", "no_proxy": ".corp.example"}, "direct"},
+			{"lower case only", map[string]string{"https_proxy": lower.URL.String(), "no_proxy": ".corp.example"}, "lower"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				before := map[string]int{"upper": len(upper.Targets()), "lower": len(lower.Targets())}
+				cmd := exec.Command(env.Binaries.Kubectl, "--kubeconfig", kc, "get", "--raw", "/readyz", "--request-timeout=30s")
+				cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+				for k, v := range tc.env {
+					cmd.Env = append(cmd.Env, k+"="+v)
+				}
+				out, err := cmd.CombinedOutput()
+				if err != nil || strings.TrimSpace(string(out)) != "ok" {
+					t.Fatalf("kubectl: %v\n%s", err, out)
+				}
+				did := "direct"
+				switch {
+				case len(upper.Targets()) > before["upper"]:
+					did = "upper"
+				case len(lower.Targets()) > before["lower"]:
+					did = "lower"
+				}
+				if did != tc.want {
+					t.Fatalf("kubectl went %s, the test expects %s", did, tc.want)
+				}
+
+				rep := f.run(t, Options{Kubeconfig: kc, Getenv: func(k string) string { return tc.env[k] }, Resolver: goResolver(f.onprem.Addr)})
+				says := "direct"
+				switch {
+				case !rep.Proxy.UsesProxy():
+				case rep.Proxy.ProxyURL().String() == upper.URL.String():
+					says = "upper"
+				case rep.Proxy.ProxyURL().String() == lower.URL.String():
+					says = "lower"
+				default:
+					says = rep.Proxy.ProxyURL().String()
+				}
+				if says != did {
+					t.Errorf("the doctor says %s, kubectl went %s\n%s", says, did, rep.Step(StepProxy).Text())
+				}
+				if rep.Result == StatusFail {
+					t.Errorf("failed steps %v", rep.Failed())
+				}
+			})
+		}
+	})
+
+	t.Run("exec plugin that hangs is stopped with what it started", func(t *testing.T) {
+		if runtime.GOOS == "windows" {
+			t.Skip("the plugin is a shell script")
+		}
+		dir := t.TempDir()
+		plugin := writeScript(t, dir, "kubelogin", `echo $$ > `+dir+`/plugin.pid
+sleep 300 &
+echo $! > `+dir+`/child.pid
+echo "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code ABCD1234 to authenticate." >&2
+wait
+`)
+		kc := f.execKubeconfig(t, "exec-hang", &clientcmdapi.ExecConfig{APIVersion: "client.authentication.k8s.io/v1", Command: plugin,
+			Args: []string{"get-token", "--login", "devicecode"}, InteractiveMode: clientcmdapi.NeverExecInteractiveMode})
+		var stderr bytes.Buffer
+		rep := f.run(t, Options{Kubeconfig: kc, Getenv: envMap(), Resolver: goResolver(f.onprem.Addr), ExpiryWarning: time.Hour,
+			Timeout: 2 * time.Second, Stderr: &stderr})
+		for _, name := range []string{"plugin.pid", "child.pid"} {
+			pid := readPID(t, filepath.Join(dir, name))
+			if !processGone(t, pid) {
+				t.Errorf("%s (%d) still runs after the doctor returned", name, pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		s := rep.Step(StepAPI)
+		if s.Status != StatusFail || !strings.Contains(s.Summary, "kubelogin did not finish within 8s and was stopped") ||
+			!strings.Contains(strings.Join(s.Evidence, "\n"), "enter the code ABCD1234") ||
+			!strings.Contains(strings.Join(s.Fixes, "\n"), "kubelogin convert-kubeconfig -l azurecli") {
+			t.Errorf("api %s", s.Text())
+		}
+		if !strings.Contains(stderr.String(), "ABCD1234") {
+			t.Errorf("the device-code prompt did not reach Options.Stderr: %q", stderr.String())
+		}
+	})
+
+	t.Run("exec plugin that fails says why and what to run", func(t *testing.T) {
+		if runtime.GOOS == "windows" {
+			t.Skip("the plugin is a shell script")
+		}
+		dir := t.TempDir()
+		const secret = "spn-s3cret-value-42"
+		tests := []struct {
+			name, script string
+			args         []string
+			summary      string
+			evidence     string
+			fix          string
+		}{
+			{"kubelogin", "echo 'Error: failed to get token: AzureCLICredential: ERROR: Please run \x27az login\x27 to setup account.' >&2\nexit 1\n",
+				[]string{"get-token", "--login", "azurecli"},
+				"the exec credential plugin kubelogin gave no credentials: the plugin failed with exit code 1",
+				"AzureCLICredential: ERROR: Please run 'az login' to setup account.", "az login"},
+			{"kubelogin", "echo 'Error: unknown flag: --legacy-mode' >&2\nexit 1\n",
+				[]string{"get-token", "--legacy-mode"},
+				"exit code 1", "unknown flag: --legacy-mode", "kubelogin convert-kubeconfig -l azurecli"},
+			{"get-creds", "echo \"token endpoint refused client secret $1\" >&2\nexit 3\n",
+				[]string{secret},
+				"the exec credential plugin get-creds gave no credentials: the plugin failed with exit code 3",
+				"token endpoint refused client secret xxxxx", "run kubectl get --raw /readyz to see get-creds's own message"},
+			{"kubelogin", "", nil, "kubelogin is not installed", "", "az aks install-cli"},
+		}
+		for i, tt := range tests {
+			sub := filepath.Join(dir, strconv.Itoa(i))
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			command := filepath.Join(sub, tt.name)
+			if tt.script != "" {
+				command = writeScript(t, sub, tt.name, tt.script)
+			}
+			f.secrets = append(f.secrets, secret)
+			kc := f.execKubeconfig(t, "exec-fail-"+strconv.Itoa(i), &clientcmdapi.ExecConfig{APIVersion: "client.authentication.k8s.io/v1", Command: command,
+				Args: tt.args, InteractiveMode: clientcmdapi.NeverExecInteractiveMode})
+			rep := f.run(t, Options{Kubeconfig: kc, Getenv: envMap(), Resolver: goResolver(f.onprem.Addr), ExpiryWarning: time.Hour})
+			s := rep.Step(StepAPI)
+			if s.Status != StatusFail || !strings.Contains(s.Summary, tt.summary) ||
+				!strings.Contains(strings.Join(s.Evidence, "\n"), tt.evidence) || !strings.Contains(strings.Join(s.Fixes, "\n"), tt.fix) {
+				t.Errorf("%d: api %s", i, s.Text())
+			}
+		}
+	})
+
+	t.Run("exec plugin that works", func(t *testing.T) {
+		if runtime.GOOS == "windows" {
+			t.Skip("the plugin is a shell script")
+		}
+		dir := t.TempDir()
+		cred, err := json.Marshal(map[string]any{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+			"status": map[string]string{"clientCertificateData": string(env.Config.CertData), "clientKeyData": string(env.Config.KeyData)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		credFile := filepath.Join(dir, "cred.json")
+		if err := os.WriteFile(credFile, cred, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		plugin := writeScript(t, dir, "kubelogin", `printf '%s' "$KUBERNETES_EXEC_INFO" > `+dir+`/info.json
+cat `+credFile+"\n")
+		kc := f.execKubeconfig(t, "exec-ok", &clientcmdapi.ExecConfig{APIVersion: "client.authentication.k8s.io/v1", Command: plugin,
+			InteractiveMode: clientcmdapi.NeverExecInteractiveMode, ProvideClusterInfo: true})
+		rep := f.run(t, Options{Kubeconfig: kc, Getenv: envMap(), Resolver: goResolver(f.onprem.Addr), ExpiryWarning: time.Hour})
+		if s := rep.Step(StepAPI); s.Status != StatusOK || rep.API.User != "admin" || rep.API.ExecPlugin == nil || !rep.API.ExecPlugin.OK {
+			t.Fatalf("api %s %+v", s.Text(), rep.API)
+		}
+		info, err := os.ReadFile(filepath.Join(dir, "info.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			APIVersion, Kind string
+			Spec             struct {
+				Interactive bool
+				Cluster     struct{ Server string }
+			}
+		}
+		if err := json.Unmarshal(info, &got); err != nil || got.Kind != "ExecCredential" || got.APIVersion != "client.authentication.k8s.io/v1" ||
+			got.Spec.Interactive || got.Spec.Cluster.Server != env.Config.Host {
+			t.Errorf("KUBERNETES_EXEC_INFO %s (%v)", info, err)
+		}
+	})
+
 	t.Run("nothing listens on the port", func(t *testing.T) {
 		closed := closedPort(t)
 		kc := f.kubeconfig(t, "closed", env.Config, func(c *clientcmdapi.Cluster) { c.Server = "https://" + closed.String() })
@@ -397,6 +589,70 @@ func (f *fixture) kubeconfig(t *testing.T, name string, cfg *rest.Config, edit f
 		t.Fatal(err)
 	}
 	return path
+}
+
+// execKubeconfig writes a kubeconfig for the control plane whose user
+// gets its credentials from the exec plugin ec.
+func (f *fixture) execKubeconfig(t *testing.T, name string, ec *clientcmdapi.ExecConfig) string {
+	t.Helper()
+	path := f.kubeconfig(t, name, f.env.Config, nil)
+	kc, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range kc.AuthInfos {
+		*u = clientcmdapi.AuthInfo{Exec: ec}
+	}
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeScript writes an executable shell script and returns its path.
+func writeScript(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the plugin did not start: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// processGone waits until pid no longer runs (it is gone, or a zombie
+// waiting for init), for a minute at most: a killed process needs a moment
+// to exit, and this machine may be busy.
+func processGone(t *testing.T, pid int) bool {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		// The state follows the command name in parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 // run runs the doctor, logs the text report (the examples in

@@ -186,7 +186,28 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	case rt == nil || !tlsOK:
 		rep.add(Step{Name: StepAPI, Status: StatusSkip, Summary: "no working connection (see tcp and tls)"})
 	default:
-		s, res := runAPI(ctx, apiClientConfig(restCfg, rt, opts.Timeout), t.Auth, opts.Namespace, opts.Timeout)
+		var plugin *ExecPlugin
+		cfg := restCfg
+		if cfg.ExecProvider != nil {
+			// The doctor runs the plugin itself, so that a plugin that
+			// hangs is killed with all it started, and one that fails is
+			// reported with its own words.
+			limit := 4 * opts.Timeout
+			pctx, cancel := context.WithTimeout(ctx, limit)
+			cfg, plugin = runExecPlugin(pctx, restCfg, opts.Stderr)
+			cancel()
+			if cfg == nil {
+				s := execStep(plugin, restCfg.ExecProvider, limit)
+				rep.API = &APIResult{ExecPlugin: plugin}
+				rep.add(s)
+				return rep, nil
+			}
+		}
+		s, res := runAPI(ctx, apiClientConfig(cfg, rt, opts.Timeout), t.Auth, opts.Namespace, opts.Timeout)
+		if plugin != nil {
+			res.ExecPlugin = plugin
+			s.Evidence = append([]string{fmt.Sprintf("the exec plugin %s returned credentials", plugin.Command)}, s.Evidence...)
+		}
 		if rt.hypothetical != "" {
 			s.Evidence = append([]string{fmt.Sprintf("checked over %s (%s)", rt.describe(), rt.hypothetical)}, s.Evidence...)
 		}
@@ -196,8 +217,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// runAPI bounds the API checks as a whole: an exec credential plugin runs
-// outside the per-request timeout and may wait for a login.
+// runAPI bounds the API checks as a whole.
 func runAPI(ctx context.Context, cfg *rest.Config, auth AuthInfo, namespace string, timeout time.Duration) (Step, *APIResult) {
 	limit := 4 * timeout
 	ctx, cancel := context.WithTimeout(ctx, limit)
@@ -217,7 +237,7 @@ func runAPI(ctx context.Context, cfg *rest.Config, auth AuthInfo, namespace stri
 	case <-ctx.Done():
 		return Step{Name: StepAPI, Status: StatusFail,
 			Summary: fmt.Sprintf("the API checks did not finish within %s", limit),
-			Fixes:   []string{"if the kubeconfig uses an exec plugin (kubelogin), run kubectl once to complete its login, then run the doctor again"},
+			Fixes:   []string{"the API server accepts connections but does not answer in time: run the doctor again with a longer --timeout, and check the control plane's health (AKS: az aks show -g <resource-group> -n <cluster> --query powerState)"},
 		}, &APIResult{}
 	}
 }
