@@ -174,9 +174,9 @@ func checkPrivateLink(svc *corev1.Service, t *Tenant) []Violation {
 	}}
 }
 
-// serviceWarnings are what an internal load balancer carries that asks
-// for a public address: the Azure provider does not make it public, but
-// the author meant something the tenant may not have.
+// serviceWarnings flag an internal load balancer that also asks for a
+// public address: the internal annotation admitted it, but its author
+// meant an exposure the tenant may not have.
 func (e *Engine) serviceWarnings(svc *corev1.Service) []string {
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !e.internal(svc) {
 		return nil
