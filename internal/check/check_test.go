@@ -196,3 +196,19 @@ spec: {template: {spec: {containers: [{name: c, image: evil.io/x}]}}}
 		t.Errorf("ownership finding: %s", res.Findings[2])
 	}
 }
+
+func TestTenantsThatCannotWorkAreRefused(t *testing.T) {
+	opts := check.Options{Engine: policy.NewEngine(config.Default())}
+	for _, tc := range []struct{ spec, want string }{
+		{"{ingress: {allowedHostPatterns: ['.*']}}", `admits every host, as "*" would`},
+		{"{images: {allowedRepositories: ['docker.io/library/ubuntu:20.14']}}", "names a tag (:20.14)"},
+		{"{registry: {immutableTags: ['']}}", "empty tag pattern"},
+		{"{ingress: {allowedHostPatterns: ['[a-z)']}}", "`[a-z)`"},
+	} {
+		tenant := "apiVersion: tenantguard.dev/v1alpha1\nkind: Tenant\nmetadata: {name: p9}\nspec: " + tc.spec + "\n"
+		_, err := check.Run(opts, parse(t, tenant), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "t.yaml:1") {
+			t.Errorf("--tenants %s: error %v, want one at t.yaml:1 with %q", tc.spec, err, tc.want)
+		}
+	}
+}
