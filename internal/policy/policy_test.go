@@ -359,6 +359,8 @@ func TestTenantValidation(t *testing.T) {
 		{name: "regex cannot break out of the anchoring", manifest: tenant(`{ingress: {allowedHostPatterns: ['a)|(.*']}}`), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "not a regular expression"},
 		{name: "regex that matches every host", manifest: tenant("{ingress: {allowedHostPatterns: ['.*']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: `admits every host, as "*" would`},
 		{name: "regex that matches every name of letters and dots", manifest: tenant("{ingress: {allowedHostPatterns: ['[a-z.-]+']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "any domain"},
+		{name: "upper-case regex never matches", manifest: tenant(`{ingress: {allowedHostPatterns: ['API-[0-9]+\.example\.com']}}`), rules: []policy.Rule{policy.RuleTenantSpec}, contains: `upper-case letter "A"`},
+		{name: "case-insensitive regex", manifest: tenant(`{ingress: {allowedHostPatterns: ['(?i)API-[0-9]+\.example\.com']}}`)},
 		{name: "empty regex", manifest: tenant("{ingress: {allowedHostPatterns: ['']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "empty pattern"},
 		{name: "regex tied to a domain", manifest: tenant(`{ingress: {allowedHostPatterns: ['(api|web)-[0-9]+\.example\.com']}}`)},
 		{name: "image pattern with a tag", manifest: tenant("{images: {allowedRepositories: ['docker.io/library/ubuntu:20.14']}}"), rules: []policy.Rule{policy.RuleTenantSpec},

@@ -7,6 +7,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
 	"github.com/tenantguard/tenantguard/internal/hosts"
@@ -127,6 +128,10 @@ func checkHostPatterns(patterns []string) ([]string, []error) {
 			errs = append(errs, fmt.Errorf("%s: %q is not a regular expression (RE2): %v", field, p, unwrapRegexpError(err)))
 			continue
 		}
+		if upper := upperLiteral(p); upper != "" {
+			errs = append(errs, fmt.Errorf("%s: %q has the upper-case letter %q, which never matches: host names are compared in lower case; write the pattern in lower case", field, p, upper))
+			continue
+		}
 		anchored, err := regexp.Compile(`^(?:` + p + `)$`)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not a regular expression (RE2): %v", field, p, unwrapRegexpError(err)))
@@ -146,6 +151,32 @@ func checkHostPatterns(patterns []string) ([]string, []error) {
 		ok = append(ok, p)
 	}
 	return ok, errs
+}
+
+// upperLiteral returns an upper-case letter the pattern requires
+// literally (not under (?i)), or "".
+func upperLiteral(p string) string {
+	re, err := syntax.Parse(p, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	var walk func(*syntax.Regexp) string
+	walk = func(r *syntax.Regexp) string {
+		if r.Op == syntax.OpLiteral && r.Flags&syntax.FoldCase == 0 {
+			for _, c := range r.Rune {
+				if unicode.IsUpper(c) {
+					return string(c)
+				}
+			}
+		}
+		for _, sub := range r.Sub {
+			if u := walk(sub); u != "" {
+				return u
+			}
+		}
+		return ""
+	}
+	return walk(re)
 }
 
 // unwrapRegexpError drops the "error parsing regexp: " prefix: the message
