@@ -483,7 +483,7 @@ wait
 			evidence     string
 			fix          string
 		}{
-			{"kubelogin", "echo 'Error: failed to get token: AzureCLICredential: ERROR: Please run \x27az login\x27 to setup account.' >&2\nexit 1\n",
+			{"kubelogin", "echo \"Error: failed to get token: AzureCLICredential: ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n",
 				[]string{"get-token", "--login", "azurecli"},
 				"the exec credential plugin kubelogin gave no credentials: the plugin failed with exit code 1",
 				"AzureCLICredential: ERROR: Please run 'az login' to setup account.", "az login"},
