@@ -28,7 +28,7 @@ type secretState struct {
 
 // pass runs decide on a Secret at now, as the Rotator does, and returns
 // what the Secret then holds.
-func pass(t *testing.T, s schedule, now time.Time, st secretState, propagated bool) (secretState, material, []string) {
+func pass(t testing.TB, s schedule, now time.Time, st secretState, propagated bool) (secretState, material, []string) {
 	t.Helper()
 	m, prob := parse(st.data, st.ann)
 	m, why, err := s.decide(now, m, prob, propagated)

@@ -289,3 +289,6 @@ func (m material) leafNotAfter() string {
 	}
 	return ""
 }
+
+// CertDir is the directory the Rotator writes tls.crt and tls.key into.
+func (r *Rotator) CertDir() string { return r.opts.CertDir }
