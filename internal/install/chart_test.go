@@ -388,12 +388,29 @@ func TestEveryCombinationIsAcceptedByTheAPIServer(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, o := range render(t, c.values) {
 				u := o.(*unstructured.Unstructured)
-				if err := admin.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("tenantguard-install-test"), client.ForceOwnership, client.DryRunAll); err != nil {
+				if err := dryRun(ctx, admin, u); err != nil {
 					t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
 				}
 			}
 		})
 	}
+	// The dry run does check: a misspelt field and a bad value are refused.
+	d := find(t, render(t, nil), "Deployment", "tenantguard")
+	_ = unstructured.SetNestedField(d.Object, int64(2), "spec", "replicaz")
+	if err := dryRun(ctx, admin, d); err == nil {
+		t.Error("the API server accepts spec.replicaz")
+	}
+	vwc := find(t, render(t, nil), "ValidatingWebhookConfiguration", "tenantguard")
+	hooks, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
+	hooks[0].(map[string]any)["failurePolicy"] = "Sometimes"
+	_ = unstructured.SetNestedSlice(vwc.Object, hooks, "webhooks")
+	if err := dryRun(ctx, admin, vwc); err == nil {
+		t.Error("the API server accepts failurePolicy Sometimes")
+	}
+}
+
+func dryRun(ctx context.Context, c client.Client, u *unstructured.Unstructured) error {
+	return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("tenantguard-install-test"), client.ForceOwnership, client.DryRunAll)
 }
 
 func apply(t *testing.T, c client.Client, u *unstructured.Unstructured) {
