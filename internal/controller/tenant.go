@@ -212,7 +212,8 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 type tenantSync struct {
 	r       *TenantReconciler
 	tenant  *v1alpha1.Tenant
-	changes []string // what this pass changed, for the event
+	changes []string           // what this pass changed, for the event
+	all     []*v1alpha1.Tenant // every Tenant, read when first needed
 }
 
 func (s *tenantSync) changed(format string, args ...any) {
@@ -314,11 +315,14 @@ func (s *tenantSync) run(ctx context.Context) (reconcile.Result, error) {
 // not labelled for it. All Tenants are read only then: in the steady state
 // every listed namespace carries the label.
 func (s *tenantSync) holder(ctx context.Context, ns, label string) (string, error) {
-	all, err := listTenants(ctx, s.r.Client)
-	if err != nil {
-		return "", err
+	if s.all == nil {
+		all, err := listTenants(ctx, s.r.Client)
+		if err != nil {
+			return "", err
+		}
+		s.all = all
 	}
-	return tenancy.Holder(ns, label, all), nil
+	return tenancy.Holder(ns, label, s.all), nil
 }
 
 // labelled are the existing namespaces labelled for the tenant, by name.
