@@ -85,9 +85,11 @@ func TestRemovedRobotTokenRefused(t *testing.T) {
 // password check; a limited name or address does not stop anyone else, and
 // a login the gateway has cached is never limited.
 func TestLoginThrottle(t *testing.T) {
-	// A long first wait, so that the test never depends on how fast it runs.
+	// A long first wait and a long login cache, so that the test never
+	// depends on how fast it runs.
 	e := newEnv(t, envOptions{mutate: func(cfg *registry.Config) {
 		cfg.LoginThrottle = &authn.Throttle{Backoff: time.Hour}
+		cfg.LoginCacheTTL = time.Hour
 	}})
 	good := http.DefaultClient
 	if status, _, body := e.tokenStatus(t, good, "p1-ci", "p1-secret"); status != http.StatusOK {

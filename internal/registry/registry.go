@@ -97,6 +97,9 @@ type Config struct {
 	// LoginThrottle limits failed logins and concurrent password checks;
 	// nil means authn.Throttle's defaults.
 	LoginThrottle *authn.Throttle `json:"-"`
+	// LoginCacheTTL is how long a successful login is remembered; zero
+	// means authn.DefaultCacheTTL.
+	LoginCacheTTL time.Duration
 
 	// MaxManifestBytes limits manifest uploads.
 	MaxManifestBytes int64
@@ -311,7 +314,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if throttle == nil {
 		throttle = &authn.Throttle{}
 	}
-	logins := &authn.Chain{Robots: robots, ServiceAccounts: sa, Throttle: throttle}
+	logins := &authn.Chain{Robots: robots, ServiceAccounts: sa, Throttle: throttle, CacheTTL: cfg.LoginCacheTTL}
 	ts := &tokenserver.Server{
 		Service: cfg.Service, Issuer: issuer, Rules: rules, Audit: cfg.Audit, Log: log,
 		Authenticator: logins,

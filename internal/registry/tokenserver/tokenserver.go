@@ -10,7 +10,9 @@
 // never fails the request. The answer is
 // {"token","access_token","expires_in","issued_at"} (and "scope" for the
 // OAuth2 form). A login without scopes (docker login) gets a token with no
-// access.
+// access. A login refused by the authenticator's throttle (too many failed
+// logins for the name or from the address) is answered 429
+// TOOMANYREQUESTS with Retry-After, before any password is checked.
 package tokenserver
 
 import (
