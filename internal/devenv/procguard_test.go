@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
@@ -30,6 +32,7 @@ import (
 // tenant's public LoadBalancer is refused through it, kills one replica and
 // checks that the other answers every following request.
 func TestProcGuardsRunAsInstalledAndSurviveAKilledReplica(t *testing.T) {
+	ctrl.SetLogger(logr.Discard())
 	crds, err := devenv.AllCRDs()
 	if err != nil {
 		t.Fatal(err)
