@@ -11,15 +11,19 @@
 //     FQDN, other), resolved through the system resolver and through each
 //     explicitly given DNS server side by side (see Resolve).
 //  3. proxy: the proxy kubectl uses for the URL, decided by Go's own code
-//     (golang.org/x/net/http/httpproxy) plus kubectl's NO_PROXY CIDR rule,
-//     and which NO_PROXY entry matched or which to add (see DecideProxy).
+//     (golang.org/x/net/http/httpproxy) on the variables read in kubectl's
+//     order (upper case first), plus kubectl's NO_PROXY CIDR rule, and
+//     which NO_PROXY entry matched or which to add (see DecideProxy).
 //  4. tcp: a connection to the address, directly or through the proxy with
 //     HTTP CONNECT (or SOCKS5), as kubectl would make it.
 //  5. tls: the handshake, the chain against the kubeconfig CA, the name
 //     against the certificate's SANs, and expiry.
-//  6. api: /readyz (or /version), who the credentials say you are
-//     (SelfSubjectReview) and, optionally, whether you may list pods in a
-//     namespace (SelfSubjectAccessReview).
+//  6. api: the exec credential plugin, run in its own process group and
+//     stopped with all it started when it hangs; /readyz (or /version), who
+//     the credentials say you are (SelfSubjectReview) and, optionally,
+//     whether you may list pods in a namespace (SelfSubjectAccessReview).
+//
+// Fix lines are written for the user's OS and shell (Options.Shell).
 //
 // Every network step is bounded by Options.Timeout. Secrets (tokens, client
 // keys, passwords, proxy passwords) are never part of a Report.

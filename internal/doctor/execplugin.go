@@ -116,6 +116,9 @@ func runExecPlugin(ctx context.Context, cfg *rest.Config, stderr io.Writer) (*re
 		return nil, res
 	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist):
 		res.Error = fmt.Sprintf("%s is not installed (not found in PATH)", ec.Command)
+		if strings.ContainsAny(ec.Command, `/\`) {
+			res.Error = fmt.Sprintf("%s is not installed (no such file)", ec.Command)
+		}
 		return nil, res
 	case errors.As(err, &exitErr):
 		res.ExitCode = exitErr.ExitCode()
