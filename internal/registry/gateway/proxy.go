@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -27,44 +26,6 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-// uploadBody is a request body on its way to the upstream. The transport
-// copies a body of unknown length (a chunked blob upload, which is how
-// docker, crane and containerd stream layers) with WriteTo when it has one;
-// this one fills a proxyBufferSize buffer before each write, so the
-// upstream gets 256 KiB chunks in one system call each instead of the
-// transport's 32 KiB.
-type uploadBody struct {
-	io.ReadCloser
-}
-
-func (b *uploadBody) WriteTo(w io.Writer) (int64, error) {
-	buf := uploadBuffers.Get()
-	defer uploadBuffers.Put(buf)
-	var written int64
-	for {
-		nr, rerr := io.ReadFull(b.ReadCloser, buf)
-		if nr > 0 {
-			nw, werr := w.Write(buf[:nr])
-			written += int64(nw)
-			if werr != nil {
-				return written, werr
-			}
-			if nw != nr {
-				return written, io.ErrShortWrite
-			}
-		}
-		switch rerr {
-		case nil:
-		case io.EOF, io.ErrUnexpectedEOF:
-			return written, nil
-		default:
-			return written, rerr
-		}
-	}
-}
-
-var uploadBuffers bufferPool
-
 var errUpstreamUnauthorized = errors.New("the upstream registry refused the gateway's own credentials")
 
 // newProxy streams requests to the upstream: bodies are copied through a
@@ -82,9 +43,6 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			// the upstream's own.
 			pr.Out.Header.Del("Authorization")
 			pr.Out.Header.Del("Cookie")
-			if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
-				pr.Out.Body = &uploadBody{ReadCloser: pr.Out.Body}
-			}
 		},
 		Transport:      g.cfg.Transport,
 		BufferPool:     &bufferPool{},
