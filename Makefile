@@ -53,6 +53,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags release ./cmd/tenantguard
 	$(TOOLS) staticcheck ./...
+	$(TOOLS) staticcheck -tags release ./cmd/tenantguard
 	$(GO) mod tidy -diff
 
 # generate refreshes the deepcopy code and the CRDs from api/.
