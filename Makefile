@@ -13,12 +13,13 @@ LDFLAGS   := -X $(PKG)/internal/version.Version=$(VERSION)
 # The image: static release binaries (no dev command, see cmd/tenantguard/
 # dev_release.go) per platform, assembled by hack/image into an OCI layout
 # in bin/image, or pushed to IMAGE_REPO:IMAGE_TAG when IMAGE_REPO is set.
-# Reproducible: file and creation times are the commit time.
+# Reproducible: file and creation times are the commit time (the epoch
+# outside a git checkout).
 IMAGE_REPO      ?=
 IMAGE_TAG       ?= $(VERSION)
 IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
-REVISION        ?= $(shell git rev-parse HEAD 2>/dev/null)
-CREATED         ?= $(shell git log -1 --format=%cI 2>/dev/null)
+REVISION        ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+CREATED         ?= $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
 RELEASE_FLAGS   := -trimpath -tags release -ldflags "-s -w $(LDFLAGS)"
 
 .PHONY: all build test dev controlplane image lint generate fuzz bench clean
