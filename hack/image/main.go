@@ -43,12 +43,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// The image runs as this user, the "nonroot" user of distroless images.
 const (
-	uid      = 65532
-	user     = "65532:65532"
-	binary   = "tenantguard"
-	refName  = "org.opencontainers.image.ref.name"
+	// The image runs as uid and gid 65532, named nonroot as in distroless
+	// images, so that no pod of it runs as root whatever its securityContext.
+	uid  = 65532
+	user = "65532:65532"
+	// binary is the file name of the entrypoint, at the root.
+	binary = "tenantguard"
+	// refName names an index's tag in an OCI layout.
+	refName = "org.opencontainers.image.ref.name"
+	// caSource is where Debian and Alpine keep the CA bundle, and where Go
+	// looks first on Linux.
 	caSource = "/etc/ssl/certs/ca-certificates.crt"
 )
 
