@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -254,6 +255,20 @@ func TestTenantNamespacesAndOwners(t *testing.T) {
 			t.Error(err)
 		}
 	}
+
+	// Every pass that changed something left an Event on the Tenant.
+	eventually(t, func() error {
+		var events eventsv1.EventList
+		if err := admin.List(ctx, &events, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Kind == "Tenant" && e.Regarding.Name == "own-a" && strings.Contains(e.Note, "created namespace own-a1") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no event on tenant own-a among %d", len(events.Items))
+	})
 
 	alice := as(t, "alice")
 	// RBAC reaches the authorizer through its informers: wait for it.
