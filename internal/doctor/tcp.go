@@ -261,7 +261,7 @@ func tcpStep(ctx context.Context, t *Target, d *ProxyDecision, nr nameResult, ti
 		s.Status = StatusFail
 		s.Summary = fmt.Sprintf("cannot connect to %s: %s", c.Address, c.Error)
 		switch {
-		case errors.Is(c.err, syscall.ECONNREFUSED):
+		case isConnRefused(c.err):
 			s.fix("nothing accepts connections on %s: check the server port in the kubeconfig (AKS listens on 443), and that a firewall does not reject it", c.Address)
 		case isTimeout(c.err):
 			s.fix("packets to %s are dropped: this machine needs a route to it (VPN, ExpressRoute or VNet peering for a private IP) and firewall/NSG rules allowing TCP %s from this machine", c.Address, t.Port)
@@ -297,6 +297,15 @@ func dialFallback(ctx context.Context, addrs []netip.Addr, port string, timeout 
 	}
 	c.OK, c.Address, c.IPClass = true, ap.String(), ClassifyIP(ap.Addr())
 	return c, conn, ap
+}
+
+// wsaECONNREFUSED is "connection refused" as Windows reports it
+// (WSAECONNREFUSED); there it is not syscall.ECONNREFUSED.
+const wsaECONNREFUSED = syscall.Errno(10061)
+
+// isConnRefused reports whether err is a refused connection, on any OS.
+func isConnRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, wsaECONNREFUSED)
 }
 
 func proxyAddr(u *url.URL) string {

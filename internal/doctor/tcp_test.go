@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,5 +141,20 @@ func TestDialDirect(t *testing.T) {
 	conn.Close()
 	if got != echo {
 		t.Errorf("connected to %s, want %s", got, echo)
+	}
+}
+
+// TestIsConnRefused: a refused connection is recognised as Linux and macOS
+// report it and as Windows does (WSAECONNREFUSED, 10061), so the tcp step
+// gives the "nothing listens" Fix on every OS.
+func TestIsConnRefused(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ECONNREFUSED, syscall.Errno(10061)} {
+		err := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
+		if !isConnRefused(err) {
+			t.Errorf("errno %d is not recognised as refused", errno)
+		}
+	}
+	if isConnRefused(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ETIMEDOUT)}) {
+		t.Error("a timeout is not a refusal")
 	}
 }
