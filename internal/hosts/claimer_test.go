@@ -65,6 +65,11 @@ func pausing(t *testing.T, env *devenv.Env, pauseOn func(verb, name string) bool
 			stop("get", key.Name)
 			return c.Get(ctx, key, obj, opts...)
 		},
+		// A LIST is the overlap check (step 2).
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			stop("list", "")
+			return c.List(ctx, list, opts...)
+		},
 	})
 	return &hosts.Claimer{Client: c}, paused, release
 }
@@ -134,9 +139,7 @@ func TestSameNamespaceRequestsWaitForPendingClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Request 1 creates x, then stops before its overlap check.
-		first, paused, release := pausing(t, env, func(verb, name string) bool {
-			return verb == "get" && name == hosts.ClaimName(hosts.Name{Host: "w.example.com", Match: single})
-		})
+		first, paused, release := pausing(t, env, func(verb, _ string) bool { return verb == "list" })
 		done1 := make(chan error, 1)
 		go func() { _, err := first.Claim(ctx, []hosts.Name{x}, me); done1 <- err }()
 		<-paused
