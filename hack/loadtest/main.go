@@ -47,7 +47,7 @@ func run() error {
 	flag.IntVar(&opts.Objects, "objects", 1000, "operations of each workload on each side at each level")
 	flag.IntVar(&opts.Workers, "workers", 16, "concurrent tenant clients")
 	flag.IntVar(&opts.Batches, "batches", 5, "interleaved batches per workload and side")
-	flag.StringVar(&levels, "levels", "0,2000", "cluster sizes in Ingresses at which to measure, increasing; the cluster is filled up to each first")
+	flag.StringVar(&levels, "levels", "0,5000", "cluster sizes in Ingresses at which to measure, increasing; the cluster is filled up to each first")
 	flag.StringVar(&workloads, "workloads", strings.Join(loadtest.Workloads, ","), "workloads to run")
 	flag.DurationVar(&opts.Deadline, "deadline", 30*time.Minute, "bound on the whole run")
 	flag.StringVar(&out, "out", ".tenantguard/loadtest", "directory for report.json, rows.csv, batches.csv and the guard logs")
@@ -120,6 +120,13 @@ func run() error {
 	}
 	fmt.Printf("\nclaims checked: %d Ingresses admitted by the guard, %d hosts, each claimed by its namespace (%d pending)\n",
 		rep.Verified.Ingresses, rep.Verified.Hosts, rep.Verified.Pending)
+	failed := 0
+	for _, row := range rep.Rows {
+		failed += row.Errors
+	}
+	if failed > 0 {
+		runErr = errors.Join(runErr, fmt.Errorf("%d operations failed, so the figures are not comparable; see firstError in report.json", failed))
+	}
 	werr := writeFiles(out, rep)
 	if werr == nil {
 		fmt.Printf("report: %s, %s, %s\n", filepath.Join(out, "report.json"), filepath.Join(out, "rows.csv"), filepath.Join(out, "batches.csv"))

@@ -313,7 +313,9 @@ func (r *runner) op(w, side string) func(context.Context) error {
 		var obj client.Object
 		switch (seq / int64(len(r.tenants))) % 3 {
 		case 0:
-			obj = &corev1.Service{ObjectMeta: meta, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+			// Headless: a cluster IP would be allocated from a range
+			// that a large run exhausts.
+			obj = &corev1.Service{ObjectMeta: meta, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}}
 		case 1:
 			sel := map[string]string{"app": meta.Name}
 			obj = &appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{
