@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -157,6 +158,25 @@ func TestSystemProxyNote(t *testing.T) {
 		text := proxyStep(&d, ClassifyName(testAKSName), true, tt.shell, "c").Text()
 		if tt.want == "" && strings.Contains(text, "system proxy") || !strings.Contains(text, tt.want) {
 			t.Errorf("%s:\n%s", tt.shell.OS, text)
+		}
+	}
+}
+
+// TestShQuoteThroughSh: a real POSIX shell reads every quoted value back
+// unchanged, and the export line sets both variables to it.
+func TestShQuoteThroughSh(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh on this machine")
+	}
+	for _, v := range []string{".corp.example,10.0.0.0/8", "*", `a'b`, `$HOME`, "`id`", `"q"`, `back\slash`, "two words", "[x]*.example", "~user", "*.azmk8s.io:443"} {
+		line := (Shell{"linux", "bash"}).setEnv(envVar{name: "NO_PROXY", value: v}, envVar{name: "no_proxy", value: v})[0]
+		out, err := exec.Command(sh, "-c", line+`; printf '%s|%s' "$NO_PROXY" "$no_proxy"`).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if string(out) != v+"|"+v {
+			t.Errorf("%s sets %q, want %q for both", line, out, v)
 		}
 	}
 }
