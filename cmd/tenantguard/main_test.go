@@ -138,21 +138,38 @@ func write(t *testing.T, path, data string) {
 	}
 }
 
-func TestInstallKeepsCertificatesInCertDir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "certs")
-	first, errOut, code := run(t, "", "install", "--image", "registry.example.com/tenantguard:test", "--cert-dir", dir)
+// TestInstallRendersTheChart: install prints the chart's rendering, the
+// same every time, with no key in it; its flags set the chart's values,
+// and bad input exits 2 with a reason.
+func TestInstallRendersTheChart(t *testing.T) {
+	img := "registry.example.com/tenantguard:test"
+	first, errOut, code := run(t, "", "install", "--image", img)
 	if code != 0 {
 		t.Fatalf("install: %d %s", code, errOut)
 	}
-	second, _, _ := run(t, "", "install", "--image", "registry.example.com/tenantguard:test", "--cert-dir", dir)
-	if first != second {
-		t.Fatal("with --cert-dir, a second install must render the same certificate and caBundle")
+	if second, _, _ := run(t, "", "install", "--image", img); second != first {
+		t.Fatal("install must print the same output every time, so that applying it again changes nothing")
 	}
-	third, _, _ := run(t, "", "install", "--image", "registry.example.com/tenantguard:test")
-	if third == first {
-		t.Fatal("without --cert-dir, install makes a new certificate")
+	if strings.Contains(first, "PRIVATE KEY") || strings.Contains(first, "kind: Secret") {
+		t.Fatal("install prints a key or a Secret")
 	}
-	if _, errOut, code := run(t, "", "install"); code != 2 || !strings.Contains(errOut, "--image") {
-		t.Fatalf("install without an image: %d %s", code, errOut)
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	write(t, values, "networkPolicy:\n  enabled: true\n")
+	out, errOut, code := run(t, "", "install", "--image", img, "-f", values, "--set", "serviceMonitor.enabled=true", "--cert-manager")
+	for _, kind := range []string{"NetworkPolicy", "ServiceMonitor", "Certificate"} {
+		if code != 0 || !strings.Contains(out, "kind: "+kind+"\n") {
+			t.Errorf("install with values: exit %d, no %s; stderr: %s", code, kind, errOut)
+		}
+	}
+	for _, args := range [][]string{
+		{"install"},
+		{"install", "--image", img, "--cert-dir", t.TempDir()},
+		{"install", "--image", img, "--set", "replica=3"},
+		{"install", "--image", img, "--cert-validity", "1h"},
+		{"install", "--image", img, "-f", filepath.Join(t.TempDir(), "missing.yaml")},
+	} {
+		if _, errOut, code := run(t, "", args...); code != 2 || !strings.Contains(errOut, "Error:") {
+			t.Errorf("%v: exit %d, want 2 with a reason; stderr: %s", args, code, errOut)
+		}
 	}
 }

@@ -76,7 +76,8 @@ type Config struct {
 
 	// NonTenantFailurePolicy is the webhook failure policy for Ingresses and
 	// routes in namespaces that belong to no tenant (Fail or Ignore).
-	// Tenant namespaces are always Fail. Default: Fail.
+	// Tenant namespaces: the chart's webhooks.failurePolicy.tenants
+	// (default Fail). Default: Fail.
 	NonTenantFailurePolicy string `json:"nonTenantFailurePolicy,omitempty"`
 }
 

@@ -39,6 +39,12 @@ func CompileAllowlist(entries, patterns []string) (Allowlist, error) {
 		a.hostsText = append(a.hostsText, n.String())
 	}
 	for _, p := range patterns {
+		// On its own first: a pattern such as `a)|(.*` is not a regular
+		// expression, but wrapped in the anchors it would be one that
+		// matches every host. The error shows the pattern as written.
+		if _, err := regexp.Compile(p); err != nil {
+			return Allowlist{}, fmt.Errorf("allowed host pattern %q: %w", p, err)
+		}
 		re, err := regexp.Compile(`^(?:` + p + `)$`)
 		if err != nil {
 			return Allowlist{}, fmt.Errorf("allowed host pattern %q: %w", p, err)

@@ -86,3 +86,13 @@ func TestIndexOverlappingFindsEveryUse(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowlistPatternsStandAlone(t *testing.T) {
+	// Wrapped in ^(?:...)$ this would be ^(?:a)|(.*)$, which matches
+	// every host.
+	if _, err := hosts.CompileAllowlist(nil, []string{`a)|(.*`}); err == nil {
+		t.Fatal("a pattern that is not a regular expression on its own was accepted")
+	} else if strings.Contains(err.Error(), "^(?:") {
+		t.Fatalf("the error shows the guard's anchoring: %v", err)
+	}
+}
