@@ -335,6 +335,7 @@ func BenchmarkLoginUnderFlood(b *testing.B) {
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			var unauthorized, tooMany atomic.Int64
+			floodStart := time.Now()
 			if mode == "flood" {
 				var next atomic.Int64
 				for g := 0; g < 8; g++ {
@@ -365,19 +366,20 @@ func BenchmarkLoginUnderFlood(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			u0, t0 := unauthorized.Load(), tooMany.Load()
 			for i := 0; i < b.N; i++ {
 				if status, err := get(good, "p1-ci", "p1-secret"); err != nil || status != http.StatusOK {
 					b.Fatalf("good login: %d %v", status, err)
 				}
 			}
 			b.StopTimer()
-			u1, t1 := unauthorized.Load(), tooMany.Load()
 			close(stop)
 			wg.Wait()
 			if mode == "flood" {
-				b.ReportMetric(float64(u1-u0)/b.Elapsed().Seconds(), "flood-401/s")
-				b.ReportMetric(float64(t1-t0)/b.Elapsed().Seconds(), "flood-429/s")
+				// Over the flood's whole run: a bcrypt check takes longer than
+				// the measured loop.
+				secs := time.Since(floodStart).Seconds()
+				b.ReportMetric(float64(unauthorized.Load())/secs, "flood-401/s")
+				b.ReportMetric(float64(tooMany.Load())/secs, "flood-429/s")
 			}
 		})
 	}
