@@ -718,3 +718,62 @@ func TestRefusalsCounted(t *testing.T) {
 		return nil
 	})
 }
+
+// TestControllerRulesSuffice runs the controller as a user that holds only
+// tenancy.ControllerRules: what the install grants the guard is enough to
+// reconcile and release a Tenant that uses every feature.
+func TestControllerRulesSuffice(t *testing.T) {
+	ctx := context.Background()
+	const user = "tenant-controller"
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "test-tenant-controller"}, Rules: tenancy.ControllerRules()}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-tenant-controller"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	for _, o := range []client.Object{role, binding} {
+		if err := admin.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	// Wait until the authorizer knows the binding.
+	probe, err := client.New(cfg, client.Options{Scheme: kinds.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() error { return probe.List(ctx, &v1alpha1.TenantList{}) })
+	_, stop := runController(t, cfg, tenancy.Options{IngressNamespaces: []string{"ingress-nginx"}})
+	t.Cleanup(stop)
+
+	quota := int32(3)
+	tn := createTenant(t, "rbac", v1alpha1.TenantSpec{
+		Owners:         []v1alpha1.Owner{{Kind: v1alpha1.OwnerUser, Name: "rita"}},
+		Namespaces:     []string{"rbac-1"},
+		NamespaceQuota: &quota,
+		Resources: v1alpha1.ResourceDefaults{
+			Quota:            &corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("5")}},
+			LimitRange:       &corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer, Max: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}}},
+			NetworkIsolation: v1alpha1.NetworkIsolationTenant,
+		},
+	})
+	waitReady(t, "rbac")
+	eventually(t, func() error {
+		return admin.Get(ctx, client.ObjectKey{Name: tenancy.NamespaceCreatorBindingName("rbac")}, &rbacv1.ClusterRoleBinding{})
+	})
+	if err := admin.Delete(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() error {
+		if err := admin.Get(ctx, client.ObjectKey{Name: "rbac"}, &v1alpha1.Tenant{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("tenant not released: %v", err)
+		}
+		return nil
+	})
+	if _, ok := namespace(t, "rbac-1").Labels[v1alpha1.TenantLabel]; ok {
+		t.Error("namespace still labelled")
+	}
+	assertNoManaged(t, "rbac-1", "rbac")
+	assertNoManaged(t, "", "rbac")
+}

@@ -55,3 +55,23 @@ func NamespaceCreatorClusterRole() *rbacv1.ClusterRole {
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create"}}},
 	}
 }
+
+// ControllerRules are the rights the tenant controller needs, for the
+// guard's ClusterRole. It creates the owners' bindings through `bind` on
+// the two roles it binds (not by holding their rights), and it can create
+// cluster roles and bindings only with rights it holds itself: the API
+// server's escalation check applies to it too. A Tenant's spec.ownerRole
+// other than the default needs that role's name added to the bind rule.
+func ControllerRules() []rbacv1.PolicyRule {
+	write := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces", "resourcequotas", "limitranges"}, Verbs: write},
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: write},
+		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings", "clusterroles", "clusterrolebindings"}, Verbs: write},
+		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, Verbs: []string{"bind"}, ResourceNames: []string{TenantAdminRole, NamespaceCreatorRole}},
+		{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"tenants"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
+		{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"tenants/status"}, Verbs: []string{"get", "update", "patch"}},
+		{APIGroups: []string{"tenantguard.dev"}, Resources: []string{"hostclaims"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+	}
+}
