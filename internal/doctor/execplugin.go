@@ -252,6 +252,11 @@ func redactLines(lines []string, ec *clientcmdapi.ExecConfig) []string {
 		for _, s := range secrets {
 			l = strings.ReplaceAll(l, s, "xxxxx")
 		}
+		for _, s := range secrets {
+			if strings.Contains(l, s) { // the mask itself rebuilt it ("xxxxxxxx")
+				l = "xxxxx"
+			}
+		}
 		out[i] = l
 	}
 	return out

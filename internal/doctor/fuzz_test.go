@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/http/httpproxy"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // The seed corpus of every target is in testdata/fuzz/<target>. Run one
@@ -159,5 +160,32 @@ func FuzzDecideProxy(f *testing.F) {
 			}
 		}
 		_ = proxyStep(&d, ClassifyName(u.Hostname()), true, Shell{OS: "linux", Name: "bash"}, "c")
+	})
+}
+
+// FuzzExecPluginStderr: whatever an exec plugin writes to stderr, the
+// report keeps at most maxStderrLines trimmed lines, and a secret passed to
+// the plugin as an argument or in its environment never survives.
+func FuzzExecPluginStderr(f *testing.F) {
+	f.Add([]byte("Error: failed to get token: Please run 'az login' to setup account.\n"), "s3cret-client-value")
+	f.Add([]byte("line\r\n\n\n  x  \nclient secret s3cret-client-value rejected"), "s3cret-client-value")
+	f.Add([]byte{0xff, 0xfe, '\n', 0}, "12345678")
+	f.Add([]byte("xxxxxxxxxxxxxxxx"), "xxxxxxxx")
+	f.Fuzz(func(t *testing.T, stderr []byte, secret string) {
+		if len(secret) < 8 || strings.ContainsAny(secret, "\n\r\t ") {
+			return
+		}
+		ec := &clientcmdapi.ExecConfig{Args: []string{"--client-secret=" + secret}, Env: []clientcmdapi.ExecEnvVar{{Name: "AAD_SERVICE_PRINCIPAL_CLIENT_SECRET", Value: secret}}}
+		tail := &tailBuffer{max: 16 << 10}
+		_, _ = tail.Write(stderr)
+		lines := redactLines(tail.lines(maxStderrLines), ec)
+		if len(lines) > maxStderrLines {
+			t.Fatalf("%d lines kept", len(lines))
+		}
+		for _, l := range lines {
+			if l == "" || strings.Contains(l, "\n") || strings.Contains(l, secret) {
+				t.Fatalf("line %q (secret %q)", l, secret)
+			}
+		}
 	})
 }
