@@ -234,6 +234,10 @@ func (s *tenantSync) run(ctx context.Context) (reconcile.Result, error) {
 		errs        []error
 	)
 	for _, name := range t.Spec.Namespaces {
+		if s.r.Options.IsExcluded(name) {
+			conflicts = append(conflicts, fmt.Sprintf("namespace %q is excluded from the guard (a system namespace or the guard's own) and cannot belong to a tenant", name))
+			continue
+		}
 		ns := labelled[name]
 		if ns == nil {
 			ns = &corev1.Namespace{}
@@ -269,7 +273,7 @@ func (s *tenantSync) run(ctx context.Context) (reconcile.Result, error) {
 		active = append(active, name)
 	}
 	for name, ns := range labelled {
-		if slices.Contains(t.Spec.Namespaces, name) || ns.DeletionTimestamp != nil {
+		if slices.Contains(t.Spec.Namespaces, name) || ns.DeletionTimestamp != nil || s.r.Options.IsExcluded(name) {
 			continue
 		}
 		if ns.Annotations[tenancy.ListedAnnotation] != "" {

@@ -580,7 +580,7 @@ func TestConflictingTenants(t *testing.T) {
 	ctx := context.Background()
 	createTenant(t, "first", v1alpha1.TenantSpec{Namespaces: []string{"shared-ns"}})
 	waitReady(t, "first")
-	createTenant(t, "second", v1alpha1.TenantSpec{Namespaces: []string{"shared-ns", "second-ns"}})
+	createTenant(t, "second", v1alpha1.TenantSpec{Namespaces: []string{"shared-ns", "second-ns", "kube-system"}})
 	tn := &v1alpha1.Tenant{}
 	eventually(t, func() error {
 		if err := admin.Get(ctx, client.ObjectKey{Name: "second"}, tn); err != nil {
@@ -592,6 +592,12 @@ func TestConflictingTenants(t *testing.T) {
 		}
 		return nil
 	})
+	if c := meta.FindStatusCondition(tn.Status.Conditions, controller.ConditionNamespacesReady); !strings.Contains(c.Message, `namespace "kube-system" is excluded`) {
+		t.Errorf("a system namespace listed by a Tenant is not reported: %s", c.Message)
+	}
+	if l, ok := namespace(t, "kube-system").Labels[v1alpha1.TenantLabel]; ok {
+		t.Errorf("kube-system labelled for tenant %q", l)
+	}
 	if l := namespace(t, "shared-ns").Labels[v1alpha1.TenantLabel]; l != "first" {
 		t.Errorf("shared namespace label = %q, want first", l)
 	}

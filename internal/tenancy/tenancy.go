@@ -49,6 +49,19 @@ type Options struct {
 	// straight to pods from its own subnet (Azure Application Gateway with
 	// AGIC).
 	IngressCIDRs []string
+	// Excluded reports the namespaces the guard leaves alone (system
+	// namespaces and its own, config.Config.Excluded). The controller never
+	// gives one to a tenant, even if a Tenant admitted before the guard
+	// lists it; nil means only the Kubernetes system namespaces.
+	Excluded func(ns string) bool
+}
+
+// systemNamespaces never belong to a tenant, whatever the configuration.
+var systemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+
+// IsExcluded reports whether ns may not belong to any tenant.
+func (o Options) IsExcluded(ns string) bool {
+	return slices.Contains(systemNamespaces, ns) || (o.Excluded != nil && o.Excluded(ns))
 }
 
 // OwnerRole is the ClusterRole bound to the tenant's owners.
