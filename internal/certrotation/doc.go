@@ -34,7 +34,9 @@
 //
 // A Secret that cannot be read whole is repaired, with a log line that
 // says what was wrong: an unusable serving certificate is reissued by the
-// CA; an unusable CA is replaced. A Secret with a valid certificate but
+// CA, which the API server already trusts. An unreadable ca.crt is
+// replaced by a new CA; until the other replicas read the Secret, the API
+// server cannot verify them. A Secret with a valid certificate but
 // without ca.key (written by hand or by an older install) keeps serving
 // that certificate while a new CA is staged beside its CA, so adopting it
 // refuses nothing.
