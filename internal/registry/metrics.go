@@ -34,6 +34,14 @@ func newMetrics() *metrics {
 	return m
 }
 
+// countPasswordChecks exports the login checks' bcrypt work.
+func (m *metrics) countPasswordChecks(checks func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tenantguard_registry_password_checks_total",
+		Help: "bcrypt password checks made by the token endpoint (one per login not answered from the login cache or refused by the login throttle).",
+	}, func() float64 { return float64(checks()) }))
+}
+
 func (m *metrics) instrument(listener string, h http.Handler) http.Handler {
 	inflight := m.inflight.WithLabelValues(listener)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -334,6 +334,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	m := newMetrics()
+	m.countPasswordChecks(logins.PasswordChecks)
 	tokenHandler := m.instrument("token", ts.Handler())
 	regHandler := m.instrument("registry", gw)
 	if tokenLn == regLn {

@@ -2,9 +2,11 @@ package registry_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +117,18 @@ func TestServiceAccountLogin(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
 		t.Errorf("service account token for another audience: %v", err)
 	}
+	// A refused token costs the bcrypt check a wrong robot password costs, so
+	// that the time of a refusal does not tell robot names apart; whatever
+	// the name, each refused login is one check.
+	for _, user := range []string{"serviceaccount", "no-such-robot"} {
+		before := passwordChecks(t, e)
+		if status, _, body := e.tokenStatus(t, http.DefaultClient, user, apiServerToken); status != http.StatusUnauthorized {
+			t.Fatalf("token for another audience as %s: %d %s", user, status, body)
+		}
+		if n := passwordChecks(t, e) - before; n != 1 {
+			t.Errorf("a refused service account token as %s cost %d password checks, want 1", user, n)
+		}
+	}
 	// Tenants are watched: a new grant takes effect without a restart.
 	var p1 v1alpha1.Tenant
 	if err := c.Get(ctx, client.ObjectKey{Name: "project1"}, &p1); err != nil {
@@ -145,4 +159,26 @@ func TestServiceAccountLogin(t *testing.T) {
 	if !found {
 		t.Error("no audit line for the service account's push")
 	}
+}
+
+// passwordChecks reads tenantguard_registry_password_checks_total.
+func passwordChecks(t testing.TB, e *env) int {
+	t.Helper()
+	resp, err := http.Get(e.srv.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "tenantguard_registry_password_checks_total "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("no tenantguard_registry_password_checks_total in the metrics")
+	return 0
 }

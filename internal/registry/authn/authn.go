@@ -169,6 +169,11 @@ func (c *Chain) authenticate(ctx context.Context, robots *Robots, username, pass
 	return id, err
 }
 
+// PasswordChecks is the number of bcrypt checks made so far, failed logins
+// of unknown names and refused service account tokens included: the work
+// logins cost the gateway (exported as a metric).
+func (c *Chain) PasswordChecks() int64 { return c.checks.Load() }
+
 // checkPassword runs one bcrypt check when the throttle gives it a turn.
 func (c *Chain) checkPassword(ctx context.Context, f func()) error {
 	return c.Throttle.check(ctx, func() {
