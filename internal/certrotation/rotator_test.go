@@ -85,10 +85,8 @@ func (b *barrier) arm() {
 	b.arrived, b.release = make(chan struct{}, 2), make(chan struct{})
 }
 
-// wait lets both replicas through once both arrived.
-func (b *barrier) wait() {
-	<-b.arrived
-	<-b.arrived
+// releaseAll lets the held replicas through.
+func (b *barrier) releaseAll() {
 	b.mu.Lock()
 	b.armed = false
 	close(b.release)
@@ -146,7 +144,15 @@ func TestReplicasConvergeOnOneSecret(t *testing.T) {
 		for _, r := range []*certrotation.Rotator{a, c} {
 			go func() { errs <- r.Sync(ctx) }()
 		}
-		b.wait()
+		// Both must reach the write; a pass that ends first never raced.
+		for range 2 {
+			select {
+			case <-b.arrived:
+			case err := <-errs:
+				t.Fatalf("%s: a replica finished without writing the Secret: %v", what, err)
+			}
+		}
+		b.releaseAll()
 		for range 2 {
 			if err := <-errs; err != nil {
 				t.Fatal(err)
