@@ -3,6 +3,8 @@ package devenv_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -195,5 +197,66 @@ func eventually(t *testing.T, f func() error) {
 			t.Fatalf("gave up after a minute: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRoundRobinSkipsARefusingReplica proxies to one live backend and one
+// closed port: every connection reaches the live one, and when every
+// backend refuses, the client's connection is closed.
+func TestRoundRobinSkipsARefusingReplica(t *testing.T) {
+	live, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	go func() {
+		for {
+			c, err := live.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("live\n"))
+			c.Close()
+		}
+	}()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close() // its port now refuses
+
+	rr, err := devenv.StartRoundRobin(deadAddr, live.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Close()
+	read := func() string {
+		c, err := net.Dial("tcp", rr.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		data, _ := io.ReadAll(c)
+		return string(data)
+	}
+	for k := range 4 {
+		if got := read(); got != "live\n" {
+			t.Fatalf("connection %d read %q, want the live backend's greeting", k, got)
+		}
+	}
+	if rr.Connections(0) != 0 || rr.Connections(1) != 4 {
+		t.Errorf("connections per backend: %d, %d; want 0, 4", rr.Connections(0), rr.Connections(1))
+	}
+
+	live.Close()
+	if got := read(); got != "" {
+		t.Errorf("with every backend refusing, read %q; want the connection closed", got)
+	}
+}
+
+func TestRoundRobinNeedsBackends(t *testing.T) {
+	if _, err := devenv.StartRoundRobin(); err == nil {
+		t.Fatal("a round robin without backends started")
 	}
 }
