@@ -4,7 +4,7 @@
 // RBAC that `tenantguard install` renders. See docs/loadtest.md.
 //
 //	go run ./hack/loadtest                                   # quick: 100 tenants, 1,000 objects
-//	go run ./hack/loadtest -tenants 1000 -objects 10000 -levels 0,20000 -deadline 3h
+//	go run ./hack/loadtest -tenants 1000 -objects 10000 -levels 0,50000 -deadline 2h  # large
 package main
 
 import (
