@@ -135,6 +135,11 @@ func TestHostClaimReconciler(t *testing.T) {
 	if err := admin.Create(ctx, hc); err != nil {
 		t.Fatal(err)
 	}
+	// Settled, as an admin's claim would be once anything updated it (a
+	// pending one waits for its creator until the grace period ends).
+	if err := hosts.StampCreateRevision(ctx, admin, hc); err != nil {
+		t.Fatal(err)
+	}
 	reconcileUntil(bare, func(hc *v1alpha1.HostClaim, err error) bool {
 		return err == nil && hc.Labels[hosts.DomainLabel] != ""
 	})

@@ -10,6 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -104,11 +107,57 @@ func (e *Env) Stop() error {
 	return e.env.Stop()
 }
 
-// StopAPIServer stops kube-apiserver (etcd keeps running): an outage as
-// the guard sees it. StartAPIServer brings it back on the same address,
-// with the same certificates and keys.
+// StopAPIServer kills kube-apiserver (etcd keeps running): an outage as the
+// guard sees it, without the API server's graceful shutdown, which waits
+// for its watches. StartAPIServer brings it back on the same address, with
+// the same certificates and keys. Linux only (it finds the process in
+// /proc).
 func (e *Env) StopAPIServer() error {
+	pid, err := findProcess(e.Binaries.APIServer, "--cert-dir="+e.certDir)
+	if err != nil {
+		return err
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	if err := p.Kill(); err != nil {
+		return fmt.Errorf("kill kube-apiserver: %w", err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/cmdline", pid)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver (pid %d) did not exit", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The process has exited: Stop only resets envtest's record of it.
 	return e.env.ControlPlane.GetAPIServer().Stop()
+}
+
+// findProcess returns the pid of the process running binary with arg.
+func findProcess(binary, arg string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("find %s: %w", filepath.Base(binary), err)
+	}
+	for _, d := range entries {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 0 && args[0] == binary && slices.Contains(args, arg) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s process with %s", filepath.Base(binary), arg)
 }
 
 // StartAPIServer starts kube-apiserver again after StopAPIServer and waits

@@ -307,7 +307,7 @@ func TestMaximalBodiesStayUnderTheMemoryLimit(t *testing.T) {
 	}
 	wg.Wait()
 	peak := peakRSS(t, guards.Pid(0))
-	t.Logf("16 parallel reviews of %d MiB: peak RSS of the replica %d MiB (limit %d MiB)", len(body)>>20, peak>>20, limit>>20)
+	t.Logf("16 parallel reviews of %.1f MiB: peak RSS of the replica %d MiB (limit %d MiB)", float64(len(body))/(1<<20), peak>>20, limit>>20)
 	if peak >= limit {
 		t.Fatalf("peak RSS %d MiB reaches the Deployment's limit of %d MiB", peak>>20, limit>>20)
 	}
