@@ -253,6 +253,12 @@ func TestRoundRobinSkipsARefusingReplica(t *testing.T) {
 	if got := read(); got != "" {
 		t.Errorf("with every backend refusing, read %q; want the connection closed", got)
 	}
+	if err := rr.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if err := rr.Close(); err != nil {
+		t.Errorf("close again: %v", err)
+	}
 }
 
 func TestRoundRobinNeedsBackends(t *testing.T) {

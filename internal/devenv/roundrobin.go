@@ -48,7 +48,7 @@ func (rr *RoundRobin) Addr() string { return rr.l.Addr().String() }
 func (rr *RoundRobin) Connections(i int) int64 { return rr.conns[i].Load() }
 
 // Close stops accepting, closes every proxied connection and waits for the
-// proxy's goroutines.
+// proxy's goroutines. Closing again does nothing.
 func (rr *RoundRobin) Close() error {
 	err := rr.l.Close()
 	rr.mu.Lock()
@@ -58,6 +58,9 @@ func (rr *RoundRobin) Close() error {
 	}
 	rr.mu.Unlock()
 	rr.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		return nil // closed before
+	}
 	return err
 }
 
