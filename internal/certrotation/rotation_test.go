@@ -105,6 +105,20 @@ func TestRotationRefusesNoRequest(t *testing.T) {
 // the webhook server does: a certificate watcher reloads it on change.
 func serveHTTPS(ctx context.Context, t *testing.T, dir string) string {
 	t.Helper()
+	w := newWatcher(ctx, t, dir)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }), ReadHeaderTimeout: time.Minute}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// newWatcher watches the certificate in dir, as the webhook server does.
+func newWatcher(ctx context.Context, t *testing.T, dir string) *certwatcher.CertWatcher {
+	t.Helper()
 	w, err := certwatcher.New(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -114,14 +128,7 @@ func serveHTTPS(ctx context.Context, t *testing.T, dir string) string {
 			t.Errorf("certificate watcher: %v", err)
 		}
 	}()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }), ReadHeaderTimeout: time.Minute}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return w
 }
 
 // waitServes waits until the server at addr serves the certificate in dir.
