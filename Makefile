@@ -61,6 +61,8 @@ lint:
 generate:
 	$(TOOLS) controller-gen object paths=./api/...
 	$(TOOLS) controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd
+	$(GO) generate ./internal/install
+	$(GO) test ./internal/install -run TestChartTenantRolesMatchGo -args -update-chart
 
 # fuzz runs every fuzz target for FUZZTIME each (seed corpora run in `make test`).
 FUZZTIME ?= 30s

@@ -6,6 +6,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -79,6 +80,15 @@ type Config struct {
 	// Tenant namespaces: the chart's webhooks.failurePolicy.tenants
 	// (default Fail). Default: Fail.
 	NonTenantFailurePolicy string `json:"nonTenantFailurePolicy,omitempty"`
+
+	// IngressNamespaces are where the ingress controllers run: under a
+	// Tenant's network isolation, their pods may reach every tenant.
+	IngressNamespaces []string `json:"ingressNamespaces,omitempty"`
+	// IngressCIDRs are address ranges outside the cluster's pods that may
+	// reach every tenant under isolation: an ingress that sends traffic
+	// straight to pods from its own subnet (Azure Application Gateway with
+	// AGIC).
+	IngressCIDRs []string `json:"ingressCIDRs,omitempty"`
 }
 
 // Annotation is a key and the value it must have.
@@ -213,6 +223,11 @@ func (c *Config) validate() error {
 	}
 	if c.ClaimGracePeriod.Duration < 0 {
 		return fmt.Errorf("claimGracePeriod %s is negative", c.ClaimGracePeriod)
+	}
+	for _, cidr := range c.IngressCIDRs {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			return fmt.Errorf("ingressCIDRs: %q is not an address range such as 10.1.0.0/24: %w", cidr, err)
+		}
 	}
 	return nil
 }

@@ -19,9 +19,11 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -38,6 +40,7 @@ import (
 	"github.com/tenantguard/tenantguard/internal/hosts"
 	"github.com/tenantguard/tenantguard/internal/kinds"
 	"github.com/tenantguard/tenantguard/internal/policy"
+	"github.com/tenantguard/tenantguard/internal/tenancy"
 	"github.com/tenantguard/tenantguard/internal/webhook"
 )
 
@@ -137,6 +140,15 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		healthAddr = "0"
 	}
 	base := withRateLimit(opts.RestConfig, opts.KubeAPIQPS, opts.KubeAPIBurst)
+	// The tenant controller's objects are cached only when it manages them.
+	managed, err := labels.Parse(tenancy.ManagedLabel)
+	if err != nil {
+		return nil, err
+	}
+	byObject := map[client.Object]cache.ByObject{}
+	for _, o := range controller.ManagedObjects() {
+		byObject[o] = cache.ByObject{Label: managed}
+	}
 	// The webhook, health and metrics serve on every replica, leader or
 	// not: this manager never campaigns. The controllers run under their
 	// own leader-elected manager (see controllers).
@@ -147,6 +159,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		HealthProbeBindAddress: healthAddr,
 		Logger:                 ctrl.Log.WithName("tenantguard"),
 		Controller:             ctrlconfig.Controller{SkipNameValidation: &opts.SharedProcess},
+		Cache:                  cache.Options{ByObject: byObject},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -222,6 +235,11 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	if err := controller.IndexHostObjects(ctx, mgr, engine, hostKinds); err != nil {
 		return nil, err
 	}
+	// Once, on the shared cache: the terms' managers reuse it.
+	if err := controller.IndexTenants(ctx, mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
+	cfg := opts.Config
 	// The adopter claims with a client of its own: it claims at the API
 	// server's pace without taking the webhook's.
 	adoptClient, err := client.New(base, client.Options{Scheme: kinds.Scheme, Mapper: mgr.GetRESTMapper()})
@@ -238,6 +256,12 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 			}
 			if err := rec.SetupWithManager(cm); err != nil {
 				return fmt.Errorf("set up host claim controller: %w", err)
+			}
+			tenants := &controller.TenantReconciler{Client: cm.GetClient(), Reader: cm.GetAPIReader(),
+				Recorder: cm.GetEventRecorder("tenantguard"),
+				Options:  tenancy.Options{IngressNamespaces: cfg.IngressNamespaces, IngressCIDRs: cfg.IngressCIDRs, Excluded: cfg.Excluded}}
+			if err := tenants.SetupWithManager(cm); err != nil {
+				return fmt.Errorf("set up tenant controller: %w", err)
 			}
 			return cm.Add(&controller.Adopter{
 				Client: cm.GetClient(), Claimer: &hosts.Claimer{Client: adoptClient}, Engine: engine, View: view, Kinds: hostKinds,
