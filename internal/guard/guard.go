@@ -35,6 +35,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/certrotation"
 	"github.com/tenantguard/tenantguard/internal/config"
 	"github.com/tenantguard/tenantguard/internal/controller"
 	"github.com/tenantguard/tenantguard/internal/hosts"
@@ -52,6 +53,23 @@ type Options struct {
 	WebhookAddr string
 	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
 	CertDir string
+	// CertSecret, if set, is a Secret of the guard namespace in which the
+	// guard keeps its webhook CA and serving certificate: it creates and
+	// renews them, writes them into CertDir and writes the CA into the
+	// caBundle of WebhookConfigurations (see internal/certrotation).
+	// Empty means CertDir is provided by someone else.
+	CertSecret string
+	// WebhookService names the guard's Service; the serving certificate
+	// is for its DNS names, plus CertDNSNames and CertIPs.
+	WebhookService string
+	CertDNSNames   []string
+	CertIPs        []net.IP
+	// WebhookConfigurations are the names of the validating and mutating
+	// webhook configurations whose caBundle the guard keeps.
+	WebhookConfigurations []string
+	// CertValidity of a serving certificate (default 90 days); the CA is
+	// valid ten times as long.
+	CertValidity time.Duration
 	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics.
 	// "0" disables either.
 	HealthAddr  string
@@ -184,6 +202,11 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		return nil, err
 	}
 	claimer := &hosts.Claimer{Client: direct}
+	if opts.CertSecret != "" {
+		if err := addCertRotation(ctx, mgr, direct, opts); err != nil {
+			return nil, err
+		}
+	}
 
 	var registry prometheus.Registerer = metrics.Registry
 	if opts.SharedProcess {
@@ -277,6 +300,33 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		return nil, err
 	}
 	return &Guard{mgr: mgr, feeder: feeder, view: view, controllers: ctrls}, nil
+}
+
+// addCertRotation keeps the webhook certificates in opts.CertSecret. The
+// first pass runs now: the webhook server needs the files to start.
+func addCertRotation(ctx context.Context, mgr manager.Manager, direct client.Client, opts Options) error {
+	service := opts.WebhookService
+	if service == "" {
+		service = "tenantguard"
+	}
+	rot, err := certrotation.New(certrotation.Options{
+		Client: direct, Namespace: opts.Config.GuardNamespace, SecretName: opts.CertSecret,
+		DNSNames:              append(certrotation.ServiceDNSNames(service, opts.Config.GuardNamespace), opts.CertDNSNames...),
+		IPs:                   opts.CertIPs,
+		CertDir:               opts.CertDir,
+		WebhookConfigurations: opts.WebhookConfigurations,
+		Validity:              opts.CertValidity,
+	})
+	if err != nil {
+		return err
+	}
+	if err := rot.Sync(ctx); err != nil {
+		return fmt.Errorf("webhook certificates: %w", err)
+	}
+	if err := mgr.Add(rot); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("certificates", rot.Ready)
 }
 
 // withRateLimit returns a copy of cfg with its own client-side rate

@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,13 +26,8 @@ import (
 	"github.com/tenantguard/tenantguard/internal/doctor"
 	"github.com/tenantguard/tenantguard/internal/kinds"
 	"github.com/tenantguard/tenantguard/internal/manifest"
+	"github.com/tenantguard/tenantguard/internal/tenancy"
 )
-
-// TenantRole is the ClusterRole `dev` binds a tenant's developers to in
-// their namespaces: what a project may do with namespace rights. (The
-// built-in "edit" role is filled in by kube-controller-manager, which the
-// local control plane does not run.)
-const TenantRole = "tenantguard-tenant-developer"
 
 // Outcome is what happened to one replayed request.
 type Outcome struct {
@@ -52,9 +46,11 @@ type Examples struct {
 	users       map[string]*rest.Config
 }
 
-// SetUpExamples creates the example Tenants, their namespaces (labelled,
-// as the tenant controller will), a developer user per tenant bound to
-// TenantRole, and writes a kubeconfig for each developer into dir.
+// SetUpExamples creates the example Tenants and a developer user in each
+// tenant's owner group, and writes a kubeconfig for each developer into
+// dir. Everything else comes from the Tenants alone: the guard's tenant
+// controller creates and labels their namespaces and binds the owners to
+// the tenant-admin role there; SetUpExamples waits until it has.
 func SetUpExamples(ctx context.Context, e *devenv.Env, dir string) (*Examples, error) {
 	c, err := client.New(e.Config, client.Options{Scheme: kinds.Scheme})
 	if err != nil {
@@ -65,8 +61,11 @@ func SetUpExamples(ctx context.Context, e *devenv.Env, dir string) (*Examples, e
 		return nil, err
 	}
 	ex := &Examples{Kubeconfigs: map[string]string{}, users: map[string]*rest.Config{}}
-	if err := createOrKeep(ctx, c, tenantRole()); err != nil {
-		return nil, err
+	// The roles install renders (the chart's tenant-roles.yaml).
+	for _, r := range []*rbacv1.ClusterRole{tenancy.TenantAdminClusterRole(), tenancy.NamespaceCreatorClusterRole()} {
+		if err := createOrKeep(ctx, c, r); err != nil {
+			return nil, err
+		}
 	}
 	for _, o := range objs {
 		t, ok := o.Object.(*v1alpha1.Tenant)
@@ -77,21 +76,8 @@ func SetUpExamples(ctx context.Context, e *devenv.Env, dir string) (*Examples, e
 		if err := createOrKeep(ctx, c, t); err != nil {
 			return nil, fmt.Errorf("create tenant %s: %w", t.Name, err)
 		}
-		group := t.Name + "-devs"
-		for _, ns := range t.Spec.Namespaces {
-			if err := createOrKeep(ctx, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{v1alpha1.TenantLabel: t.Name}}}); err != nil {
-				return nil, err
-			}
-			rb := &rbacv1.RoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: "tenant-developers", Namespace: ns},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: TenantRole},
-				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "Group", Name: group}},
-			}
-			if err := createOrKeep(ctx, c, rb); err != nil {
-				return nil, err
-			}
-		}
-		cfg, err := e.AddUser(t.Name+"-dev", group)
+		// The examples' owners are the groups <tenant>-devs.
+		cfg, err := e.AddUser(t.Name+"-dev", t.Name+"-devs")
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +88,8 @@ func SetUpExamples(ctx context.Context, e *devenv.Env, dir string) (*Examples, e
 		}
 		ex.Kubeconfigs[t.Name] = path
 	}
-	// Wait until RBAC reaches the authorizer and the guard sees the tenants.
+	// Wait until the tenant controller has made the namespaces and
+	// bindings, RBAC reaches the authorizer, and the guard sees the tenants.
 	for _, t := range ex.Tenants {
 		uc, err := client.New(ex.users[t.Name], client.Options{Scheme: kinds.Scheme})
 		if err != nil {
@@ -251,20 +238,6 @@ func Doctor(ctx context.Context, e *devenv.Env, dir string, out io.Writer) ([]*d
 		}
 	}
 	return reports, nil
-}
-
-func tenantRole() *rbacv1.ClusterRole {
-	all := []string{"*"}
-	return &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: TenantRole},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"services", "pods", "pods/ephemeralcontainers", "pods/log", "configmaps", "secrets", "replicationcontrollers", "podtemplates", "events"}, Verbs: all},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, Verbs: all},
-			{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: all},
-			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "networkpolicies"}, Verbs: all},
-			{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes", "grpcroutes", "tlsroutes"}, Verbs: all},
-		},
-	}
 }
 
 func embedded(dir string) ([]manifest.Object, error) {
