@@ -168,7 +168,7 @@ func TestTenantObjectsAreValidated(t *testing.T) {
 		Namespaces: []string{"kube-system"},
 		Ingress:    v1alpha1.IngressPolicy{AllowedHostPatterns: []string{"("}},
 	}}
-	refused(t, admin.Create(ctx, bad), "kube-system", "allowed host pattern")
+	refused(t, admin.Create(ctx, bad), "kube-system", "spec.ingress.allowedHostPatterns[0]", "is not a regular expression")
 }
 
 // TestNewNamespaceIsGuardedAtOnce creates a tenant namespace and at once a
