@@ -352,6 +352,29 @@ type TenantStatus struct {
 	// RefusalsSince is when the refusal count started.
 	// +optional
 	RefusalsSince *metav1.Time `json:"refusalsSince,omitempty"`
+	// Audit is the last periodic audit's summary for the tenant: the
+	// violations its namespaces already hold (objects from before the
+	// guard, or admitted while it was not asked).
+	// +optional
+	Audit *TenantAudit `json:"audit,omitempty"`
+}
+
+// TenantAudit summarises the violations the periodic audit found in a
+// tenant's namespaces.
+type TenantAudit struct {
+	// Time of the audit that last changed this summary (an audit that
+	// finds the same leaves it alone).
+	Time metav1.Time `json:"time"`
+	// Violations found.
+	Violations int32 `json:"violations"`
+	// Rules counts the violations by rule.
+	// +optional
+	Rules map[string]int32 `json:"rules,omitempty"`
+	// Findings are the first violations found (at most 20), one line
+	// each: object, field, message, rule.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Findings []string `json:"findings,omitempty"`
 }
 
 // TenantList is a list of Tenants.

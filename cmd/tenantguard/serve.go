@@ -79,6 +79,7 @@ host claims are race-free across them.`,
 	f.IntVar(&opts.Edge.MaxInFlight, "max-requests-inflight", webhook.DefaultMaxInFlight, "admission requests decided at once; more wait, and are refused with a retry message at their deadline")
 	f.Int64Var(&opts.Edge.InFlightBytes, "max-inflight-bytes", webhook.DefaultInFlightBytes, "request bodies held at once, in bytes; bounds the webhook's memory whatever is posted to it")
 	f.StringVar(&opts.ClientCAFile, "client-ca-file", "", "if set, the webhook requires a client certificate signed by this CA (the API server's; see docs/install.md)")
+	f.DurationVar(&opts.AuditInterval, "audit-interval", 10*time.Minute, "time between the leader's periodic audits (tenantguard_violations, and a summary in each Tenant's status); 0 turns them off")
 	f.DurationVar(&opts.AdoptInterval, "adopt-interval", time.Minute, "time between passes that claim the hosts of objects without a claim")
 	return cmd
 }

@@ -99,6 +99,9 @@ type Options struct {
 	// Edge bounds what callers of the webhook can make it do; see
 	// webhook.Edge. Zero values take its defaults.
 	Edge webhook.EdgeLimits
+	// AuditInterval is the time between periodic audits on the leader
+	// (0 turns them off).
+	AuditInterval time.Duration
 	// ClientCAFile, if set, makes the webhook require a client certificate
 	// signed by this CA (the API server's, see docs/install.md).
 	ClientCAFile string
@@ -213,6 +216,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		registry = prometheus.NewRegistry()
 	}
 	handlerMetrics := webhook.NewMetrics(registry)
+	violations := controller.NewViolationsGauge(registry)
 	refusals := &controller.Refusals{Client: direct, Reader: direct}
 	if err := mgr.Add(refusals); err != nil {
 		return nil, err
@@ -285,6 +289,12 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 				Options:  tenancy.Options{IngressNamespaces: cfg.IngressNamespaces, IngressCIDRs: cfg.IngressCIDRs, Excluded: cfg.Excluded}}
 			if err := tenants.SetupWithManager(cm); err != nil {
 				return fmt.Errorf("set up tenant controller: %w", err)
+			}
+			if opts.AuditInterval > 0 {
+				if err := cm.Add(&controller.Auditor{Reader: cm.GetAPIReader(), Client: cm.GetClient(), Engine: engine,
+					Interval: opts.AuditInterval, Gauge: violations}); err != nil {
+					return err
+				}
 			}
 			return cm.Add(&controller.Adopter{
 				Client: cm.GetClient(), Claimer: &hosts.Claimer{Client: adoptClient}, Engine: engine, View: view, Kinds: hostKinds,
