@@ -199,7 +199,11 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	// Claims are read from the API server, never from the cache, through a
 	// client of the webhook's own, so that no controller traffic can make
 	// a request wait.
-	webhookConfig := withRateLimit(opts.RestConfig, opts.WebhookClientQPS, opts.WebhookBurst)
+	var registry prometheus.Registerer = metrics.Registry
+	if opts.SharedProcess {
+		registry = prometheus.NewRegistry()
+	}
+	webhookConfig := countRequests(withRateLimit(opts.RestConfig, opts.WebhookClientQPS, opts.WebhookBurst), registry)
 	direct, err := client.New(webhookConfig, client.Options{Scheme: kinds.Scheme, Mapper: mgr.GetRESTMapper()})
 	if err != nil {
 		return nil, err
@@ -211,10 +215,6 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		}
 	}
 
-	var registry prometheus.Registerer = metrics.Registry
-	if opts.SharedProcess {
-		registry = prometheus.NewRegistry()
-	}
 	handlerMetrics := webhook.NewMetrics(registry)
 	violations := controller.NewViolationsGauge(registry)
 	refusals := &controller.Refusals{Client: direct, Reader: direct}

@@ -184,9 +184,11 @@ func TestBurstOfNewHosts(t *testing.T) {
 	for i := range 200 {
 		objs = append(objs, ingress(nss[i%len(nss)], fmt.Sprintf("b%d", i), fmt.Sprintf("b%d.burst.example.com", i)))
 	}
+	before := webhookRequests(t)
 	start := time.Now()
 	results := createAll(ctx, admin, objs, 16)
 	elapsed := time.Since(start)
+	t.Logf("API requests of the webhooks per new host: %.2f", (webhookRequests(t)-before)/200)
 	var lat []time.Duration
 	for _, o := range results {
 		if o.err != nil {
@@ -413,6 +415,21 @@ func TestAPIServerRestartAndOutage(t *testing.T) {
 		}
 	}
 	checkInvariants(t)
+}
+
+// webhookRequests sums tenantguard_webhook_api_requests_total over the
+// replicas.
+func webhookRequests(t *testing.T) float64 {
+	t.Helper()
+	var n float64
+	for i := range guards.Replicas() {
+		m, err := guards.Metrics(context.Background(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += m.Sum("tenantguard_webhook_api_requests_total", nil)
+	}
+	return n
 }
 
 func leaseRenewed(t *testing.T) {
