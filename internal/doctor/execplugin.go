@@ -186,16 +186,16 @@ func execStep(res *ExecPlugin, ec *clientcmdapi.ExecConfig, limit time.Duration)
 }
 
 var (
-	reAzLogin  = regexp.MustCompile(`(?i)az login|azure ?cli|AADSTS(50076|50079|53003|50173|70043|700082)|interaction_required|expired`)
-	reBadArgs  = regexp.MustCompile(`(?i)unknown (flag|command|shorthand)|invalid (login|argument)|unsupported login`)
-	reNoLogin  = regexp.MustCompile(`(?i)devicecode|device code|devicelogin`)
-	reKubelogn = regexp.MustCompile(`(?i)^kubelogin(\.exe)?$`)
+	reAzLogin   = regexp.MustCompile(`(?i)az login|azure ?cli|AADSTS(50076|50079|53003|50173|70043|700082)|interaction_required|expired`)
+	reBadArgs   = regexp.MustCompile(`(?i)unknown (flag|command|shorthand)|invalid (login|argument)|unsupported login`)
+	reNoLogin   = regexp.MustCompile(`(?i)devicecode|device code|devicelogin`)
+	reKubelogin = regexp.MustCompile(`(?i)^kubelogin(\.exe)?$`)
 )
 
 // execFixes says what to run, from the plugin's name and what it wrote.
 func execFixes(res *ExecPlugin, ec *clientcmdapi.ExecConfig) []string {
 	stderr := strings.Join(res.Stderr, "\n")
-	kubelogin := reKubelogn.MatchString(res.Command)
+	kubelogin := reKubelogin.MatchString(res.Command)
 	var fixes []string
 	switch {
 	case res.ExitCode == -1 && !res.TimedOut && strings.Contains(res.Error, "not installed"):
