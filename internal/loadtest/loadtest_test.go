@@ -76,6 +76,10 @@ func TestTinyRunCompletesAndClaimsEveryHost(t *testing.T) {
 			if row.Admissions < float64(row.Ops) {
 				t.Errorf("level %d %s guard: the guard answered %v admissions for %d operations", row.Level, row.Workload, row.Admissions, row.Ops)
 			}
+			// A new host is claimed with at least one create.
+			if row.Workload == loadtest.IngressNewHost && row.APIRequests["POST"] < float64(row.Ops) {
+				t.Errorf("level %d %s guard: the guard made %v POSTs for %d new hosts", row.Level, row.Workload, row.APIRequests["POST"], row.Ops)
+			}
 		case loadtest.None:
 			if row.Admissions != 0 {
 				t.Errorf("level %d %s none: the guard answered %v admissions with its webhook unregistered", row.Level, row.Workload, row.Admissions)

@@ -79,7 +79,11 @@ type Batch struct {
 	// batch (rest_client_requests_total, by method).
 	Admissions  float64            `json:"admissions"`
 	APIRequests map[string]float64 `json:"apiRequests"`
-	FirstError  string             `json:"firstError,omitempty"`
+	// WebhookAPIRequests are the part the webhook made while deciding
+	// (tenantguard_webhook_api_requests_total), apart from informers,
+	// controllers and leader election.
+	WebhookAPIRequests map[string]float64 `json:"webhookAPIRequests"`
+	FirstError         string             `json:"firstError,omitempty"`
 
 	lat []time.Duration
 }
@@ -108,6 +112,9 @@ type Row struct {
 	// batches divided by the admissions it answered (guard side only).
 	APIRequests             map[string]float64 `json:"apiRequests"`
 	APIRequestsPerAdmission float64            `json:"apiRequestsPerAdmission"`
+	// WebhookAPIRequestsPerAdmission counts only the webhook's own.
+	WebhookAPIRequests             map[string]float64 `json:"webhookAPIRequests"`
+	WebhookAPIRequestsPerAdmission float64            `json:"webhookAPIRequestsPerAdmission"`
 	// APIRequestsPerSecond is the guard's request rate; on the none side it
 	// is its background (leader election, watches restarting).
 	APIRequestsPerSecond float64 `json:"apiRequestsPerSecond"`
@@ -157,12 +164,19 @@ func (b *Batch) fill(lat []time.Duration, elapsed time.Duration, errs int, befor
 	b.GuardCPUSeconds = round((after.cpu - before.cpu).Seconds(), 2)
 	b.GuardRSSMiB = round(float64(after.rss)/(1<<20), 1)
 	b.Admissions = after.admissions - before.admissions
-	b.APIRequests = map[string]float64{}
-	for m, v := range after.requests {
-		if d := v - before.requests[m]; d > 0 {
-			b.APIRequests[m] = d
+	b.APIRequests = delta(before.requests, after.requests)
+	b.WebhookAPIRequests = delta(before.webhook, after.webhook)
+}
+
+// delta is after minus before, per key, leaving out keys that did not grow.
+func delta(before, after map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
 		}
 	}
+	return out
 }
 
 // finish computes the rows and ratios from the batches.
@@ -176,7 +190,8 @@ func (r *Report) finish() {
 		k := key{b.Level, b.Workload, b.Side}
 		row := rows[k]
 		if row == nil {
-			row = &Row{Level: b.Level, Ingresses: b.Ingresses, Workload: b.Workload, Side: b.Side, APIRequests: map[string]float64{}}
+			row = &Row{Level: b.Level, Ingresses: b.Ingresses, Workload: b.Workload, Side: b.Side,
+				APIRequests: map[string]float64{}, WebhookAPIRequests: map[string]float64{}}
 			rows[k] = row
 			order = append(order, k)
 		}
@@ -188,6 +203,9 @@ func (r *Report) finish() {
 		row.Admissions += b.Admissions
 		for m, v := range b.APIRequests {
 			row.APIRequests[m] += v
+		}
+		for m, v := range b.WebhookAPIRequests {
+			row.WebhookAPIRequests[m] += v
 		}
 		lat[k] = append(lat[k], b.lat...)
 	}
@@ -213,6 +231,7 @@ func (r *Report) finish() {
 		total := sum(row.APIRequests)
 		if row.Side == Guard && row.Admissions > 0 {
 			row.APIRequestsPerAdmission = round(total/row.Admissions, 3)
+			row.WebhookAPIRequestsPerAdmission = round(sum(row.WebhookAPIRequests)/row.Admissions, 3)
 		}
 		if row.Seconds > 0 {
 			row.APIRequestsPerSecond = round(total/row.Seconds, 2)
@@ -272,15 +291,16 @@ func sum(m map[string]float64) float64 {
 // WriteTable writes the rows and ratios as aligned text.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "level\tingresses\tworkload\tside\tops\terrors\tp50 ms\tp95 ms\tp99 ms\tops/s\tguard CPU ms/op\tguard RSS MiB\tAPI req/admission\t")
+	fmt.Fprintln(tw, "level\tingresses\tworkload\tside\tops\terrors\tp50 ms\tp95 ms\tp99 ms\tops/s\tguard CPU ms/op\tguard RSS MiB\tAPI req/admission\twebhook's own\t")
 	for _, row := range r.Rows {
-		perAdm := "-"
+		perAdm, own := "-", "-"
 		if row.Side == Guard {
 			perAdm = strconv.FormatFloat(row.APIRequestsPerAdmission, 'f', 2, 64) + " (" + methods(row.APIRequests, row.Admissions) + ")"
+			own = strconv.FormatFloat(row.WebhookAPIRequestsPerAdmission, 'f', 2, 64) + " (" + methods(row.WebhookAPIRequests, row.Admissions) + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.1f\t%.3f\t%.1f\t%s\t\n",
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.1f\t%.3f\t%.1f\t%s\t%s\t\n",
 			row.Level, row.Ingresses, row.Workload, row.Side, row.Ops, row.Errors, row.P50Ms, row.P95Ms, row.P99Ms,
-			row.Throughput, row.GuardCPUMsPerOp, row.GuardRSSMiB, perAdm)
+			row.Throughput, row.GuardCPUMsPerOp, row.GuardRSSMiB, perAdm, own)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -321,12 +341,14 @@ func (r *Report) WriteRowsCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"level", "ingresses", "workload", "side", "ops", "errors", "seconds", "ops_per_second",
 		"p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms", "guard_cpu_seconds", "guard_cpu_ms_per_op", "guard_rss_mib",
-		"admissions", "api_requests", "api_requests_per_admission", "api_requests_per_second"})
+		"admissions", "api_requests", "api_requests_per_admission", "api_requests_per_second",
+		"webhook_api_requests", "webhook_api_requests_per_admission"})
 	for _, row := range r.Rows {
 		_ = cw.Write([]string{itoa(row.Level), itoa(row.Ingresses), row.Workload, row.Side, itoa(row.Ops), itoa(row.Errors),
 			ftoa(row.Seconds), ftoa(row.Throughput), ftoa(row.P50Ms), ftoa(row.P95Ms), ftoa(row.P99Ms), ftoa(row.MeanMs), ftoa(row.MaxMs),
 			ftoa(row.GuardCPUSeconds), ftoa(row.GuardCPUMsPerOp), ftoa(row.GuardRSSMiB),
-			ftoa(row.Admissions), ftoa(sum(row.APIRequests)), ftoa(row.APIRequestsPerAdmission), ftoa(row.APIRequestsPerSecond)})
+			ftoa(row.Admissions), ftoa(sum(row.APIRequests)), ftoa(row.APIRequestsPerAdmission), ftoa(row.APIRequestsPerSecond),
+			ftoa(sum(row.WebhookAPIRequests)), ftoa(row.WebhookAPIRequestsPerAdmission)})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -337,11 +359,13 @@ func (r *Report) WriteRowsCSV(w io.Writer) error {
 func (r *Report) WriteBatchesCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"level", "workload", "side", "batch", "position", "ingresses", "ops", "errors", "seconds",
-		"ops_per_second", "p50_ms", "p95_ms", "p99_ms", "guard_cpu_seconds", "guard_rss_mib", "admissions", "api_requests"})
+		"ops_per_second", "p50_ms", "p95_ms", "p99_ms", "guard_cpu_seconds", "guard_rss_mib", "admissions", "api_requests",
+		"webhook_api_requests"})
 	for _, b := range r.Batches {
 		_ = cw.Write([]string{itoa(b.Level), b.Workload, b.Side, itoa(b.Index), itoa(b.Position), itoa(b.Ingresses), itoa(b.Ops),
 			itoa(b.Errors), ftoa(b.Seconds), ftoa(b.Throughput), ftoa(b.P50Ms), ftoa(b.P95Ms), ftoa(b.P99Ms),
-			ftoa(b.GuardCPUSeconds), ftoa(b.GuardRSSMiB), ftoa(b.Admissions), ftoa(sum(b.APIRequests))})
+			ftoa(b.GuardCPUSeconds), ftoa(b.GuardRSSMiB), ftoa(b.Admissions), ftoa(sum(b.APIRequests)),
+			ftoa(sum(b.WebhookAPIRequests))})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -366,10 +366,11 @@ type sample struct {
 	rss        int64
 	admissions float64
 	requests   map[string]float64 // by HTTP method
+	webhook    map[string]float64 // the webhook's own, by HTTP method
 }
 
 func (r *runner) sample(ctx context.Context) (sample, error) {
-	s := sample{requests: map[string]float64{}}
+	s := sample{requests: map[string]float64{}, webhook: map[string]float64{}}
 	for i := range r.guards.Replicas() {
 		pid := r.guards.Pid(i)
 		if pid == 0 {
@@ -388,6 +389,9 @@ func (r *runner) sample(ctx context.Context) (sample, error) {
 		s.admissions += m.Sum("tenantguard_admission_decisions_total", nil)
 		for method, v := range m.ByLabel("rest_client_requests_total", "method") {
 			s.requests[method] += v
+		}
+		for method, v := range m.ByLabel("tenantguard_webhook_api_requests_total", "method") {
+			s.webhook[method] += v
 		}
 	}
 	return s, nil
