@@ -556,6 +556,30 @@ cat `+credFile+"\n")
 		}
 	})
 
+	t.Run("Fix lines for a Windows user", func(t *testing.T) {
+		proxy := startConnectProxy(t, http.StatusBadGateway, nil)
+		kc := f.kubeconfig(t, "windows", env.Config, func(c *clientcmdapi.Cluster) {
+			c.Server = aksServer
+			c.TLSServerName = "localhost"
+		})
+		rep := f.run(t, Options{Kubeconfig: kc, ExpiryWarning: time.Hour, Resolver: goResolver(f.azure.Addr),
+			Shell:  Shell{OS: "windows", Name: "powershell"},
+			Getenv: envMap("HTTPS_PROXY", proxy.URL.String(), "NO_PROXY", ".corp.example")})
+		const value = `".corp.example,.privatelink.westeurope.azmk8s.io"`
+		fixes := strings.Join(rep.Step(StepTCP).Fixes, "\n")
+		for _, want := range []string{"PowerShell: $env:NO_PROXY=" + value, "setx NO_PROXY " + value} {
+			if !strings.Contains(fixes, want) {
+				t.Errorf("tcp fixes lack %q:\n%s", want, fixes)
+			}
+		}
+		if strings.Contains(fixes, "export ") || !strings.Contains(strings.Join(rep.Step(StepProxy).Evidence, "\n"), "kubectl ignores the Windows system proxy") {
+			t.Errorf("proxy %s\ntcp fixes %s", rep.Step(StepProxy).Text(), fixes)
+		}
+		if rep.Shell.OS != "windows" {
+			t.Errorf("report shell %+v", rep.Shell)
+		}
+	})
+
 	t.Run("nothing listens on the port", func(t *testing.T) {
 		closed := closedPort(t)
 		kc := f.kubeconfig(t, "closed", env.Config, func(c *clientcmdapi.Cluster) { c.Server = "https://" + closed.String() })
