@@ -551,3 +551,69 @@ func peakRSS(t *testing.T, pid int) int64 {
 	t.Fatal("no VmHWM in /proc status")
 	return 0
 }
+
+// TestControllersFailOver kills the replica that holds the controllers'
+// lease; the other takes the lease over and its controllers run (a claim
+// left unused is released). The time from the kill to the new holder is
+// logged.
+func TestControllersFailOver(t *testing.T) {
+	ctx := context.Background()
+	holder := func() (string, *metav1.MicroTime) {
+		lease := &coordinationv1.Lease{}
+		if err := admin.Get(ctx, client.ObjectKey{Namespace: cfg.GuardNamespace, Name: guard.LeaseName}, lease); err != nil || lease.Spec.HolderIdentity == nil {
+			return "", nil
+		}
+		return *lease.Spec.HolderIdentity, lease.Spec.RenewTime
+	}
+	leaseRenewed(t)
+	before, _ := holder()
+	// Which replica leads is not visible from outside: kill one, and if
+	// the same holder keeps renewing, it was the other; bring it back and
+	// kill the other.
+	for i := range guards.Replicas() {
+		if err := guards.Kill(i); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		deadline := killed.Add(time.Minute)
+		for time.Now().Before(deadline) {
+			now, renewed := holder()
+			if now != "" && now != before {
+				t.Logf("controllers failed over %v after the leader was killed (lease 15 s, renew deadline 10 s)", time.Since(killed).Round(100*time.Millisecond))
+				if err := guards.Start(i); err != nil {
+					t.Fatal(err)
+				}
+				// The new leader's controllers work: a deleted Ingress's
+				// claim is released.
+				ns := namespaces(t, "failover", 1)[0]
+				host := "failover.example.com"
+				if err := admin.Create(ctx, ingress(ns, "f", host)); err != nil {
+					t.Fatal(err)
+				}
+				if err := admin.Delete(ctx, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "f"}}); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, 2*time.Minute, func() error {
+					err := admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(hosts.MustParse(host, v1alpha1.HostMatchExact))}, &v1alpha1.HostClaim{})
+					if apierrors.IsNotFound(err) {
+						return nil
+					}
+					return fmt.Errorf("claim of %s not released by the new leader (%v)", host, err)
+				})
+				checkInvariants(t)
+				return
+			}
+			// The same holder renewed after the kill: this replica was not
+			// the leader.
+			if now == before && renewed != nil && renewed.After(killed.Add(3*time.Second)) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err := guards.Start(i); err != nil {
+			t.Fatal(err)
+		}
+		leaseRenewed(t)
+	}
+	t.Fatalf("no replica took the lease over from %q", before)
+}
