@@ -34,7 +34,7 @@ func TestChartTenantRolesMatchGo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(append(append(out, "---\n"...), b...))
+			out = append(append(out, "---\n"...), b...)
 		}
 		out = append(out, "{{- end }}\n"...)
 		if err := os.WriteFile(filepath.FromSlash(tenantRolesTemplate), out, 0o644); err != nil {
