@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tenantguard/tenantguard/internal/check"
@@ -172,4 +173,23 @@ func TestInstallRendersTheChart(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2 with a reason; stderr: %s", args, code, errOut)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the command writing and the test
+// reading at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
