@@ -59,6 +59,7 @@ lint:
 	@# The doctor runs on the engineers' machines: the release binary must
 	@# build for Windows and macOS.
 	GOOS=windows GOARCH=amd64 $(GO) build -tags release -o /dev/null ./cmd/tenantguard
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/tenantguard
 	GOOS=darwin GOARCH=arm64 $(GO) build -tags release -o /dev/null ./cmd/tenantguard
 
 # generate refreshes the deepcopy code and the CRDs from api/.

@@ -1,4 +1,4 @@
-//go:build !release
+//go:build !release && !windows
 
 // The dev command and everything it pulls in (the local control plane, the
 // in-process registry, the replay) stay out of the image's binary, which

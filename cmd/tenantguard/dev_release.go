@@ -1,4 +1,4 @@
-//go:build release
+//go:build release || windows
 
 package main
 
@@ -17,7 +17,7 @@ func newDevCommand() *cobra.Command {
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(*cobra.Command, []string) error {
-			return withExitCode(2, errors.New("tenantguard dev is not in this build (built with -tags release, as the image is); build the development binary with make build"))
+			return withExitCode(2, errors.New("tenantguard dev is not in this build: the image's binary (-tags release) leaves it out, and the local control plane needs Linux or macOS (on Windows, use WSL2); build the development binary there with make build"))
 		},
 	}
 }
