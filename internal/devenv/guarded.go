@@ -161,8 +161,10 @@ func (e *Env) StartGuard(ctx context.Context, opts GuardOptions) (*RunningGuard,
 	return rg, nil
 }
 
-// RegisterWebhook creates (or replaces) the webhook configuration pointing
-// the API server at url, and waits until the API server calls it.
+// RegisterWebhook creates (or replaces) the webhook configurations
+// pointing the API server at url (the validating webhooks) and at url's
+// host with path webhook.MutatePath (the namespace creation webhook), and
+// waits until the API server calls the guard.
 func (e *Env) RegisterWebhook(ctx context.Context, cfg config.Config, name, url, caFile string) error {
 	ca, err := readFile(caFile)
 	if err != nil {
@@ -172,22 +174,39 @@ func (e *Env) RegisterWebhook(ctx context.Context, cfg config.Config, name, url,
 	if err != nil {
 		return err
 	}
-	vwc := webhook.Configuration(cfg, webhook.ConfigurationOptions{Name: name, URL: url, CABundle: ca})
-	existing := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	switch err := c.Get(ctx, client.ObjectKey{Name: vwc.Name}, existing); {
-	case apierrors.IsNotFound(err):
-		if err := c.Create(ctx, vwc); err != nil {
-			return fmt.Errorf("create webhook configuration: %w", err)
-		}
-	case err != nil:
+	opts := webhook.ConfigurationOptions{Name: name, URL: url, CABundle: ca}
+	// The mutating one first: the wait below probes the validating one
+	// only (the mutating webhook never sees an admin's request).
+	mwc := webhook.MutatingConfiguration(cfg, opts)
+	if err := createOrReplace(ctx, c, mwc, &admissionregistrationv1.MutatingWebhookConfiguration{}); err != nil {
 		return err
-	default:
-		vwc.ResourceVersion = existing.ResourceVersion
-		if err := c.Update(ctx, vwc); err != nil {
-			return fmt.Errorf("update webhook configuration: %w", err)
-		}
+	}
+	vwc := webhook.Configuration(cfg, opts)
+	if err := createOrReplace(ctx, c, vwc, &admissionregistrationv1.ValidatingWebhookConfiguration{}); err != nil {
+		return err
 	}
 	return waitForWebhook(ctx, c, cfg)
+}
+
+// createOrReplace creates obj, or replaces the object of its name (read
+// into existing).
+func createOrReplace(ctx context.Context, c client.Client, obj, existing client.Object) error {
+	kind := fmt.Sprintf("%T", obj)
+	kind = kind[strings.LastIndex(kind, ".")+1:]
+	switch err := c.Get(ctx, client.ObjectKey{Name: obj.GetName()}, existing); {
+	case apierrors.IsNotFound(err):
+		if err := c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("create %s %s: %w", kind, obj.GetName(), err)
+		}
+	case err != nil:
+		return fmt.Errorf("read %s %s: %w", kind, obj.GetName(), err)
+	default:
+		obj.SetResourceVersion(existing.GetResourceVersion())
+		if err := c.Update(ctx, obj); err != nil {
+			return fmt.Errorf("update %s %s: %w", kind, obj.GetName(), err)
+		}
+	}
+	return nil
 }
 
 // waitForWebhook sends a dry-run Tenant that the guard refuses, until the

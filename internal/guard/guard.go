@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
@@ -235,14 +236,36 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		},
 		Refusals: refusals,
 	}
+	// Namespaces tenant owners create are decided from the serving
+	// manager's cache (IndexTenants below registers its indexes), on every
+	// replica.
+	decideNamespace := func(ctx context.Context, u tenancy.User, ns *corev1.Namespace) (tenancy.NamespaceDecision, error) {
+		return controller.DecideNamespace(ctx, mgr.GetClient(), u, ns)
+	}
+	handler.DecideNamespace = decideNamespace
+	// One edge in front of both webhooks, so that its bounds on bodies
+	// and requests in flight hold for the two together.
+	hooks := http.NewServeMux()
+	hooks.Handle(webhook.Path, &admission.Webhook{Handler: handler})
+	hooks.Handle(webhook.MutatePath, &admission.Webhook{Handler: &webhook.NamespaceHandler{
+		Decide: decideNamespace, IsAdmin: engine.IsAdmin,
+		WaitReady: func(ctx context.Context) error {
+			if !mgr.GetCache().WaitForCacheSync(ctx) {
+				return fmt.Errorf("caches did not sync: %w", ctx.Err())
+			}
+			return nil
+		},
+		Metrics: handlerMetrics, Refusals: refusals,
+	}})
 	edge := &webhook.Edge{
-		Next:    &admission.Webhook{Handler: handler},
+		Next:    hooks,
 		Limits:  opts.Edge,
 		Timeout: opts.RequestTimeout,
 		Metrics: handlerMetrics,
 	}
-	// GetWebhookServer (not the server variable) adds it to the manager.
+	// GetWebhookServer (not the server variable) adds them to the manager.
 	mgr.GetWebhookServer().Register(webhook.Path, edge)
+	mgr.GetWebhookServer().Register(webhook.MutatePath, edge)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -213,7 +213,31 @@ nonTenantFailurePolicy: Ignore
 				b, _ := yaml.Marshal(goVWC.Webhooks)
 				t.Errorf("the chart's webhooks:\n%s\nwebhook.Configuration's:\n%s", a, b)
 			}
-			for _, m := range []map[string]string{chart.Labels, chart.Annotations, goVWC.Labels, goVWC.Annotations} {
+
+			// The namespace creation webhook, of the same name.
+			chartM := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			convert(t, find(t, objs, "MutatingWebhookConfiguration", "tenantguard"), chartM)
+			goMWC := webhook.MutatingConfiguration(cfg, webhook.ConfigurationOptions{})
+			for i := range chartM.Webhooks {
+				svc := chartM.Webhooks[i].ClientConfig.Service
+				if svc == nil || svc.Namespace != c.namespace || svc.Name != "tenantguard" || *svc.Path != webhook.MutatePath || *svc.Port != 443 {
+					t.Errorf("webhook %s calls %+v", chartM.Webhooks[i].Name, chartM.Webhooks[i].ClientConfig)
+				}
+				chartM.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{}
+			}
+			for i := range goMWC.Webhooks {
+				goMWC.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{}
+			}
+			if !reflect.DeepEqual(chartM.Webhooks, goMWC.Webhooks) {
+				a, _ := yaml.Marshal(chartM.Webhooks)
+				b, _ := yaml.Marshal(goMWC.Webhooks)
+				t.Errorf("the chart's mutating webhooks:\n%s\nwebhook.MutatingConfiguration's:\n%s", a, b)
+			}
+			if n := len(goMWC.Webhooks); n != 1 || *goMWC.Webhooks[0].FailurePolicy != admissionregistrationv1.Fail {
+				t.Errorf("the namespace creation webhook must be one, failing closed whatever the values: %+v", goMWC.Webhooks)
+			}
+			for _, m := range []map[string]string{chart.Labels, chart.Annotations, goVWC.Labels, goVWC.Annotations,
+				chartM.Labels, chartM.Annotations, goMWC.Labels, goMWC.Annotations} {
 				if m[webhook.AKSEnforcerOptOut] != "true" {
 					t.Errorf("%s not set in %v", webhook.AKSEnforcerOptOut, m)
 				}
@@ -290,9 +314,11 @@ func TestRenderSetsWhatTheValuesSay(t *testing.T) {
 			t.Errorf("Certificate writes %q", s)
 		}
 		find(t, objs, "Issuer", "tenantguard-selfsigned")
-		vwc := find(t, objs, "ValidatingWebhookConfiguration", "tenantguard")
-		if got := vwc.GetAnnotations()["cert-manager.io/inject-ca-from"]; got != "tenantguard-system/tenantguard-webhook" {
-			t.Errorf("inject-ca-from %q", got)
+		for _, kind := range []string{"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} {
+			wh := find(t, objs, kind, "tenantguard")
+			if got := wh.GetAnnotations()["cert-manager.io/inject-ca-from"]; got != "tenantguard-system/tenantguard-webhook" {
+				t.Errorf("%s: inject-ca-from %q", kind, got)
+			}
 		}
 		for _, o := range objs {
 			if o.GetName() == tenancy.TenantAdminRole || o.GetName() == tenancy.NamespaceCreatorRole {

@@ -13,7 +13,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,6 +27,7 @@ import (
 	"github.com/tenantguard/tenantguard/internal/install"
 	"github.com/tenantguard/tenantguard/internal/kinds"
 	"github.com/tenantguard/tenantguard/internal/manifest"
+	"github.com/tenantguard/tenantguard/internal/tenancy"
 )
 
 // TestInstallOnARealAPIServer applies the rendered installation (the
@@ -75,6 +78,15 @@ func TestInstallOnARealAPIServer(t *testing.T) {
 				vwc.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: vwc.Webhooks[i].ClientConfig.CABundle}
 			}
 		}
+		if mwc, ok := obj.(*admissionregistrationv1.MutatingWebhookConfiguration); ok {
+			for i := range mwc.Webhooks {
+				if mwc.Webhooks[i].ClientConfig.Service == nil {
+					t.Fatalf("webhook %s does not call the Service", mwc.Webhooks[i].Name)
+				}
+				url := "https://127.0.0.1:1/mutate-namespace"
+				mwc.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: mwc.Webhooks[i].ClientConfig.CABundle}
+			}
+		}
 		if err := admin.Create(ctx, obj); err != nil {
 			t.Fatalf("apply %s %s: %v", o.GVK.Kind, obj.GetName(), err)
 		}
@@ -97,6 +109,35 @@ func TestInstallOnARealAPIServer(t *testing.T) {
 	}
 	if err := admin.Create(ctx, svc("kube-system")); err != nil {
 		t.Fatalf("kube-system must not depend on the guard: %v", err)
+	}
+	// Namespace creation by a user who may create namespaces (a tenant
+	// owner with a namespaceQuota) fails closed too; an admin's did not
+	// (team-a and team-b above).
+	if err := admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "install-test-namespace-creator"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: tenancy.NamespaceCreatorRole},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "owner"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	asOwner := rest.CopyConfig(env.Config)
+	asOwner.Impersonate = rest.ImpersonationConfig{UserName: "owner", Groups: []string{"system:authenticated"}}
+	ownerClient, err := client.New(asOwner, client.Options{Scheme: kinds.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RBAC takes a moment to reach the authorizer; the webhook's refusal
+	// comes after it.
+	var nsErr error
+	poll(t, func() error {
+		nsErr = ownerClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-c"}}, client.DryRunAll)
+		if apierrors.IsForbidden(nsErr) && !strings.Contains(nsErr.Error(), "namespaces-create.tenantguard.dev") {
+			return nsErr
+		}
+		return nil
+	})
+	if nsErr == nil || !strings.Contains(nsErr.Error(), "namespaces-create.tenantguard.dev") {
+		t.Fatalf("a non-admin's namespace must fail closed while the guard is down, got %v", nsErr)
 	}
 
 	// The guard may keep its own certificate and caBundle, and nothing else.

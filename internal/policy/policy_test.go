@@ -369,7 +369,7 @@ func TestTenantValidation(t *testing.T) {
 		{name: "image pattern with a registry port", manifest: tenant("{images: {allowedRepositories: ['myacr.azurecr.io:443/project1/*']}}")},
 		{name: "empty image pattern", manifest: tenant("{images: {allowedRepositories: ['']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "empty pattern"},
 		{name: "registry pattern with a tag", manifest: tenant("{registry: {repositories: [{pattern: 'project1/app:v1', actions: [pull]}]}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "names a tag"},
-		{name: "self-service namespaces not enabled", manifest: tenant("{namespaces: [p3], namespaceQuota: 4}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "self-service namespaces are not enabled"},
+		{name: "self-service namespaces", manifest: tenant("{namespaces: [p3], namespaceQuota: 4}")},
 		{name: "empty immutable tag", manifest: tenant("{registry: {immutableTags: ['v*', '']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "spec.registry.immutableTags[1]: empty tag pattern"},
 		{name: "empty class", manifest: tenant("{ingress: {allowedClasses: [nginx, '']}}"), rules: []policy.Rule{policy.RuleTenantSpec}, contains: "allowedClasses[1]: empty class name"},
 	}

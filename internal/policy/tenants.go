@@ -18,17 +18,6 @@ func (e *Engine) checkTenant(t *v1alpha1.Tenant, view View) []Violation {
 			Instead: "fix the entries named above; `kubectl explain tenant.spec` documents each field.",
 		})
 	}
-	if q := t.Spec.NamespaceQuota; q != nil && *q > 0 {
-		// Owners would get the right to create namespaces, and only the
-		// namespace admission webhook confines that to the tenant's
-		// prefix and quota. Until it ships, the field is refused rather
-		// than granting more than it says.
-		out = append(out, Violation{
-			Rule: RuleTenantSpec, Field: "spec.namespaceQuota", Value: fmt.Sprint(*q),
-			Message: "self-service namespaces are not enabled in this version: the admission webhook that confines an owner's namespace creation to the tenant's prefix and quota is not installed",
-			Instead: "list the tenant's namespaces in spec.namespaces; the tenant controller creates them.",
-		})
-	}
 	for i, ns := range t.Spec.Namespaces {
 		field := fmt.Sprintf("spec.namespaces[%d]", i)
 		if e.cfg.Excluded(ns) {

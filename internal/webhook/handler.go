@@ -26,6 +26,7 @@ import (
 	"github.com/tenantguard/tenantguard/internal/hosts"
 	"github.com/tenantguard/tenantguard/internal/kinds"
 	"github.com/tenantguard/tenantguard/internal/policy"
+	"github.com/tenantguard/tenantguard/internal/tenancy"
 )
 
 // Handler answers validating admission requests.
@@ -51,6 +52,12 @@ type Handler struct {
 	TenantUID func(name string) types.UID
 	// Refusals, if set, counts refusals per tenant (status.refusals).
 	Refusals interface{ Add(tenant string) }
+	// DecideNamespace, if set, lets a namespace created by a tenant owner
+	// carry the tenant label that the mutating webhook adds
+	// (NamespaceHandler): the label is admitted when it names the tenant
+	// this decision gives the namespace. Without it, only admins may set
+	// the label.
+	DecideNamespace NamespaceDecider
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -148,6 +155,14 @@ func (h *Handler) handle(ctx context.Context, req admission.Request, v *verdict)
 		v.tenant = t.Name
 	}
 	d := h.Engine.Evaluate(preq, h.View)
+	if !d.Allowed() {
+		switch ok, err := h.selfServiceNamespace(ctx, preq, d); {
+		case err != nil:
+			return admission.Denied(fmt.Sprintf("tenantguard cannot decide this namespace now: %v; retry", err))
+		case ok:
+			d = policy.Decision{}
+		}
+	}
 	dryRun := req.DryRun != nil && *req.DryRun
 	if !d.Allowed() {
 		v.rule = d.Violations[0].Rule
@@ -192,6 +207,30 @@ func (h *Handler) handle(ctx context.Context, req admission.Request, v *verdict)
 		}
 	}
 	return admission.Allowed("").WithWarnings(d.Warnings...)
+}
+
+// selfServiceNamespace reports whether req creates a namespace whose
+// tenant label names the tenant that DecideNamespace gives it for its
+// author (the label the mutating webhook added), when the label is all
+// that d refuses in it.
+func (h *Handler) selfServiceNamespace(ctx context.Context, req policy.Request, d policy.Decision) (bool, error) {
+	if h.DecideNamespace == nil || req.Operation != policy.Create || req.Kind.Group != "" || req.Kind.Kind != "Namespace" {
+		return false, nil
+	}
+	ns, ok := req.Object.(*corev1.Namespace)
+	if !ok || ns.Labels[v1alpha1.TenantLabel] == "" || h.Engine.IsAdmin(req.User) {
+		return false, nil
+	}
+	for _, v := range d.Violations {
+		if v.Rule != policy.RuleNamespaceLabel {
+			return false, nil
+		}
+	}
+	nd, err := h.DecideNamespace(ctx, tenancy.User{Name: req.User.Name, Groups: req.User.Groups}, ns)
+	if err != nil {
+		return false, err
+	}
+	return nd.Allowed && nd.Tenant != "" && nd.Tenant == ns.Labels[v1alpha1.TenantLabel], nil
 }
 
 // claimForUnclaimedOwners records, before the answer, the ownership that
