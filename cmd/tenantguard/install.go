@@ -25,7 +25,7 @@ func newInstallCommand() *cobra.Command {
 this binary) for 'kubectl apply -f -': the Tenant and HostClaim CRDs, the
 guard's namespace, service account and least-privilege RBAC, its
 configuration, a Deployment (2 replicas by default) with its Service and
-PodDisruptionBudget, the ValidatingWebhookConfiguration, a FlowSchema and
+PodDisruptionBudget, the validating and mutating webhook configurations, a FlowSchema and
 PriorityLevelConfiguration, and what the values turn on (cert-manager, a
 NetworkPolicy, a ServiceMonitor, the registry gateway). It is exactly what
 'helm install' of the same chart and values creates.

@@ -197,7 +197,7 @@ func (p *ProcGuards) applyIdentity(ctx context.Context) error {
 			if err := p.admin.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
 				return fmt.Errorf("apply %s %s: %w", kind, u.GetName(), err)
 			}
-		case kind == "ValidatingWebhookConfiguration":
+		case kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration":
 			p.webhooks = append(p.webhooks, u)
 		}
 	}
