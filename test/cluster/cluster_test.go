@@ -20,6 +20,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -616,4 +617,65 @@ func TestControllersFailOver(t *testing.T) {
 		leaseRenewed(t)
 	}
 	t.Fatalf("no replica took the lease over from %q", before)
+}
+
+// TestRefusalIsVisibleAsEventAndMetric: a tenant's refused request leaves
+// an Event on the Tenant (naming the object, the rule and the user) and a
+// sample of tenantguard_admission_decisions_total with the tenant's label.
+func TestRefusalIsVisibleAsEventAndMetric(t *testing.T) {
+	ctx := context.Background()
+	tn := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "watched"}, Spec: v1alpha1.TenantSpec{Namespaces: []string{"watched"}}}
+	if err := admin.Create(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	// The tenant controller creates and labels the namespace.
+	eventually(t, time.Minute, func() error {
+		ns := &corev1.Namespace{}
+		if err := admin.Get(ctx, client.ObjectKey{Name: "watched"}, ns); err != nil {
+			return err
+		}
+		if ns.Labels[v1alpha1.TenantLabel] != "watched" {
+			return fmt.Errorf("namespace not labelled yet")
+		}
+		return nil
+	})
+	lb := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "watched", Name: "public"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
+	eventually(t, time.Minute, func() error {
+		err := admin.Create(ctx, lb.DeepCopy())
+		if err == nil {
+			return fmt.Errorf("a public LoadBalancer was admitted in a tenant namespace")
+		}
+		if !strings.Contains(err.Error(), "tenantguard refused") {
+			return err // the guard has not seen the namespace's label yet
+		}
+		return nil
+	})
+	eventually(t, time.Minute, func() error {
+		list := &eventsv1.EventList{}
+		if err := admin.List(ctx, list, client.InNamespace("default")); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "Tenant" && e.Regarding.Name == "watched" && e.Reason == "Refused" &&
+				strings.Contains(e.Note, "Service watched/public") && strings.Contains(e.Note, "rule ") {
+				if e.Regarding.UID == "" {
+					return fmt.Errorf("the Event names no Tenant uid, so kubectl describe would not show it")
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no Refused Event on Tenant watched among %d events", len(list.Items))
+	})
+	var denied float64
+	for i := range guards.Replicas() {
+		m, err := guards.Metrics(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		denied += m.Sum("tenantguard_admission_decisions_total", map[string]string{"tenant": "watched", "result": "denied"})
+	}
+	if denied < 1 {
+		t.Fatalf("tenantguard_admission_decisions_total{tenant=watched,result=denied} = %v", denied)
+	}
 }
