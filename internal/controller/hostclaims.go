@@ -124,6 +124,16 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 			return lookAgainOnConflict(ctx, err)
 		}
 	}
+	// The webhook claims a host before the API server stores the object
+	// that uses it: a new claim with no object yet is looked at again once
+	// the object had time to appear (its watch event brings it back
+	// sooner), instead of being marked unused first. A new host then costs
+	// this controller one write, not two.
+	if len(objects) == 0 && hc.Status.UnusedSince == nil && hc.Spec.Namespace != "" && !hc.Spec.Reserved {
+		if left := min(newClaimWait, r.GracePeriod) - now.Sub(hc.CreationTimestamp.Time); left > 0 {
+			return reconcile.Result{RequeueAfter: left}, nil
+		}
+	}
 	status := hc.Status.DeepCopy()
 	status.Objects = objects
 	status.UsedBy = usedBy(objects)
@@ -148,6 +158,10 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	}
 	return r.release(ctx, hc, "unused since "+status.UnusedSince.Time.Format(time.RFC3339))
 }
+
+// newClaimWait is how long a new claim may have no object before it is
+// marked unused (the grace period then runs from that mark).
+const newClaimWait = 10 * time.Second
 
 // lookAgainOnConflict treats an update conflict (the claim changed since the
 // cache read it) as the ordinary event it is: look again, log at debug.

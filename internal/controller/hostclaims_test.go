@@ -79,7 +79,8 @@ func TestHostClaimReconciler(t *testing.T) {
 	ctx := context.Background()
 	engine := policy.NewEngine(config.Default())
 	c := cachedClient(t, engine)
-	now := time.Now()
+	// Past the wait for a new claim's object to appear.
+	now := time.Now().Add(15 * time.Second)
 	r := &controller.HostClaimReconciler{Client: c, Engine: engine, Kinds: []controller.HostKind{ingressKind},
 		GracePeriod: time.Minute, Now: func() time.Time { return now }}
 	createNamespace(t, "hc-a")
@@ -208,5 +209,46 @@ func TestAdopterClaimsOldestFirst(t *testing.T) {
 	}
 	if got := owner("own.adopt.example.com"); got != "adopt-new" {
 		t.Fatalf("own host claimed by %q, want adopt-new", got)
+	}
+}
+
+// TestNewClaimIsNotMarkedUnusedBeforeItsObject: the webhook claims before
+// the API server stores the object, so a claim seconds old with no object
+// is not written (no unusedSince); it is looked at again shortly.
+func TestNewClaimIsNotMarkedUnusedBeforeItsObject(t *testing.T) {
+	ctx := context.Background()
+	engine := policy.NewEngine(config.Default())
+	c := cachedClient(t, engine)
+	createNamespace(t, "hc-new")
+	n := hosts.MustParse("fresh.hc.example.com", v1alpha1.HostMatchExact)
+	if _, err := (&hosts.Claimer{Client: admin}).Claim(ctx, []hosts.Name{n}, hosts.Owner{Namespace: "hc-new"}); err != nil {
+		t.Fatal(err)
+	}
+	hc := &v1alpha1.HostClaim{}
+	if err := admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(n)}, hc); err != nil {
+		t.Fatal(err)
+	}
+	r := &controller.HostClaimReconciler{Client: c, Engine: engine, Kinds: []controller.HostKind{ingressKind},
+		GracePeriod: time.Minute, Now: func() time.Time { return hc.CreationTimestamp.Time.Add(time.Second) }}
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: hc.Name}}
+	for range 50 { // until the cache has the claim
+		if err := c.Get(ctx, req.NamespacedName, &v1alpha1.HostClaim{}); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := r.Reconcile(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter <= 0 {
+		t.Fatalf("a new claim without its object is not looked at again: %+v", res)
+	}
+	after := &v1alpha1.HostClaim{}
+	if err := admin.Get(ctx, req.NamespacedName, after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Status.UnusedSince != nil || after.ResourceVersion != hc.ResourceVersion {
+		t.Fatalf("a claim seconds old was written before its object could appear: %+v", after.Status)
 	}
 }
