@@ -29,8 +29,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
+	"github.com/tenantguard/tenantguard/internal/audit"
 	"github.com/tenantguard/tenantguard/internal/guard"
 	"github.com/tenantguard/tenantguard/internal/hosts"
+	"github.com/tenantguard/tenantguard/internal/policy"
 	"github.com/tenantguard/tenantguard/internal/webhook"
 )
 
@@ -678,4 +680,69 @@ func TestRefusalIsVisibleAsEventAndMetric(t *testing.T) {
 	if denied < 1 {
 		t.Fatalf("tenantguard_admission_decisions_total{tenant=watched,result=denied} = %v", denied)
 	}
+}
+
+// TestAuditReportsHostsServedFromTwoNamespaces: two excluded namespaces
+// (which the webhook never judges) serve one host; the audit reports the
+// later one, claims or no claims.
+func TestAuditReportsHostsServedFromTwoNamespaces(t *testing.T) {
+	ctx := context.Background()
+	host := "shared.excluded.example.com"
+	if err := admin.Create(ctx, ingress("kube-public", "first", host)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have one-second resolution
+	if err := admin.Create(ctx, ingress("kube-node-lease", "second", host)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := audit.Run(ctx, admin, policy.NewEngine(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range res.Findings {
+		if f.Namespace == "kube-node-lease" && f.Name == "second" && f.Rule == policy.RuleHostOwnership {
+			found = strings.Contains(f.Message, `namespace "kube-public"`)
+		}
+		if f.Namespace == "kube-public" && f.Name == "first" {
+			t.Errorf("the older user is reported: %s", f)
+		}
+	}
+	if !found {
+		t.Fatalf("the audit does not report the host served from two namespaces: %v", res.Findings)
+	}
+	for _, ns := range []string{"kube-public", "kube-node-lease"} {
+		if err := admin.Delete(ctx, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: map[string]string{"kube-public": "first", "kube-node-lease": "second"}[ns]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCreateOfAnExistingNameClaimsNothing: the API server refuses a
+// create of a name that exists (AlreadyExists) after the webhooks; the
+// guard must not claim the new host for it.
+func TestCreateOfAnExistingNameClaimsNothing(t *testing.T) {
+	ctx := context.Background()
+	ns := namespaces(t, "again", 1)[0]
+	if err := admin.Create(ctx, ingress(ns, "same", "first.again.example.com")); err != nil {
+		t.Fatal(err)
+	}
+	// A replica whose informer has not seen the object yet may still
+	// claim (that claim is released after the grace period); once both
+	// have, the repeat claims nothing.
+	eventually(t, time.Minute, func() error {
+		err := admin.Create(ctx, ingress(ns, "same", "second.again.example.com"))
+		if !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("repeat create: %v, want AlreadyExists", err)
+		}
+		hc := &v1alpha1.HostClaim{}
+		err = admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(hosts.MustParse("second.again.example.com", v1alpha1.HostMatchExact))}, hc)
+		if !apierrors.IsNotFound(err) {
+			// Claimed by a replica that had not seen the object yet: it is
+			// released after the grace period.
+			return fmt.Errorf("the repeat of an existing name claimed its host (%v)", err)
+		}
+		return nil
+	})
+	checkInvariants(t)
 }
