@@ -68,6 +68,7 @@ host claims are race-free across them.`,
 	f.DurationVar(&opts.CertValidity, "cert-validity", 90*24*time.Hour, "validity of a serving certificate, renewed with a third left; the CA lasts ten times as long")
 	f.StringVar(&opts.HealthAddr, "health-bind-address", "0.0.0.0:8081", `host:port of /healthz and /readyz ("0" disables)`)
 	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", "0.0.0.0:8080", `host:port of /metrics ("0" disables)`)
+	f.StringVar(&opts.PprofAddr, "pprof-bind-address", "0", `host:port of net/http/pprof, for profiling ("0" disables)`)
 	f.BoolVar(&opts.LeaderElection, "leader-elect", true, "run the controllers on one replica at a time")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the configuration's guardNamespace)")
 	f.DurationVar(&opts.RequestTimeout, "request-timeout", 8*time.Second, "upper bound on answering one admission request; the guard also answers a margin before the deadline the API server sends (the webhook's timeoutSeconds)")

@@ -75,6 +75,8 @@ type Options struct {
 	// "0" disables either.
 	HealthAddr  string
 	MetricsAddr string
+	// PprofAddr serves net/http/pprof for profiling ("" or "0": off).
+	PprofAddr string
 	// LeaderElection runs the controllers on one replica at a time.
 	LeaderElection          bool
 	LeaderElectionNamespace string
@@ -179,6 +181,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		WebhookServer:          server,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: healthAddr,
+		PprofBindAddress:       opts.PprofAddr,
 		Logger:                 ctrl.Log.WithName("tenantguard"),
 		Controller:             ctrlconfig.Controller{SkipNameValidation: &opts.SharedProcess},
 		Cache:                  cache.Options{ByObject: byObject},
