@@ -18,19 +18,21 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
 	"github.com/tenantguard/tenantguard/internal/tenancy"
 )
+
+// claimCountDelay batches the claim events of one tenant into one look.
+const claimCountDelay = 2 * time.Second
 
 // Field indexes of the tenant controller.
 const (
@@ -137,15 +139,28 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(k.obj, handler.EnqueueRequestsFromMapFunc(byLabel(tenancy.ManagedLabel)))
 	}
 	b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceTenants))
-	// A claim changes the count only when it comes or goes.
-	b = b.Watches(&v1alpha1.HostClaim{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+	// A claim changes the count only when it comes or goes. The tenant is
+	// looked at a moment later, so that a burst of new hosts costs one
+	// status write per tenant, not one per host.
+	enqueue := func(o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		if t := o.(*v1alpha1.HostClaim).Spec.Tenant; t != "" {
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: t}}}
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: t}}, claimCountDelay)
 		}
-		return nil
-	}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		return e.ObjectOld.(*v1alpha1.HostClaim).Spec.Tenant != e.ObjectNew.(*v1alpha1.HostClaim).Spec.Tenant
-	}}))
+	}
+	b = b.Watches(&v1alpha1.HostClaim{}, handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(e.Object, q)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(e.Object, q)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if e.ObjectOld.(*v1alpha1.HostClaim).Spec.Tenant != e.ObjectNew.(*v1alpha1.HostClaim).Spec.Tenant {
+				enqueue(e.ObjectOld, q)
+				enqueue(e.ObjectNew, q)
+			}
+		},
+	})
 	return b.Complete(r)
 }
 
