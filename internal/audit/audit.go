@@ -34,6 +34,10 @@ type Result struct {
 	Objects int `json:"objects"`
 	// Skipped lists the kinds the cluster does not serve.
 	Skipped []string `json:"skippedKinds,omitempty"`
+
+	// hostFindings keys the host-ownership findings, so that sharedHosts
+	// does not report one twice.
+	hostFindings map[string]bool
 }
 
 // kind is one listed kind.
@@ -152,14 +156,14 @@ func (r *Result) sharedHosts(engine *policy.Engine, served *hosts.Index, gvk sch
 	uses, _ := engine.HostUses(obj, ns)
 	for _, u := range uses {
 		for _, o := range served.Overlapping(u.Name, 0, func(o hosts.Owner) bool { return o.Namespace != ns }) {
-			if r.hasHostFinding(gvk.Kind, ns, obj.GetName(), u.Name.String()) {
+			if r.hostFindings[hostFindingKey(gvk.Kind, ns, obj.GetName(), u.Name.String())] {
 				continue
 			}
 			what := fmt.Sprintf("host %q is also served from namespace %q, by an older object", u.Name, o.Namespace)
 			if o.Name != u.Name {
 				what = fmt.Sprintf("host %q overlaps %q, which an older object serves from namespace %q", u.Name, o.Name, o.Namespace)
 			}
-			r.Findings = append(r.Findings, policy.Finding{Kind: gvk.Kind, Namespace: ns, Name: obj.GetName(), Violation: policy.Violation{
+			r.addFinding(policy.Finding{Kind: gvk.Kind, Namespace: ns, Name: obj.GetName(), Violation: policy.Violation{
 				Rule: policy.RuleHostOwnership, Field: "spec", Value: u.Name.String(),
 				Message: what + "; two namespaces serve one host, and the ingress controller sends its traffic to one of them",
 				Instead: "remove the host from the newer object, or move both into one namespace.",
@@ -170,15 +174,6 @@ func (r *Result) sharedHosts(engine *policy.Engine, served *hosts.Index, gvk sch
 		uses[i].Created = obj.GetCreationTimestamp().Time
 	}
 	served.SetUses(hosts.ObjectKey{Namespace: ns, Group: gvk.Group, Kind: gvk.Kind, Name: obj.GetName()}, uses)
-}
-
-func (r *Result) hasHostFinding(kind, namespace, name, host string) bool {
-	for _, f := range r.Findings {
-		if f.Kind == kind && f.Namespace == namespace && f.Name == name && f.Rule == policy.RuleHostOwnership && f.Value == host {
-			return true
-		}
-	}
-	return false
 }
 
 // overlappingClaims reports claims of different owners whose names
@@ -218,7 +213,23 @@ func overlappingClaims(claims []v1alpha1.HostClaim) []policy.Finding {
 }
 
 func (r *Result) add(kind, namespace, name string, d policy.Decision) {
-	r.Findings = append(r.Findings, d.Findings(kind, namespace, name)...)
+	for _, f := range d.Findings(kind, namespace, name) {
+		r.addFinding(f)
+	}
+}
+
+func (r *Result) addFinding(f policy.Finding) {
+	if f.Rule == policy.RuleHostOwnership {
+		if r.hostFindings == nil {
+			r.hostFindings = map[string]bool{}
+		}
+		r.hostFindings[hostFindingKey(f.Kind, f.Namespace, f.Name, f.Value)] = true
+	}
+	r.Findings = append(r.Findings, f)
+}
+
+func hostFindingKey(kind, namespace, name, host string) string {
+	return kind + "\x00" + namespace + "\x00" + name + "\x00" + host
 }
 
 // workloads are the audited kinds whose controllers make pods or other
