@@ -80,7 +80,10 @@ The control-plane binaries are built once from the Go module proxy and cached
 				return err
 			}
 			fmt.Fprintln(stderr, "starting the guard (admission webhook and host claim controllers) ...")
-			g, err := env.StartGuard(ctx, devenv.GuardOptions{Config: cfg, Dir: absDir})
+			// The webhook configurations of this in-process guard have a name
+			// of their own, so that `tenantguard install` applied to this
+			// control plane makes its own beside them instead of colliding.
+			g, err := env.StartGuard(ctx, devenv.GuardOptions{Config: cfg, Dir: absDir, WebhookName: "tenantguard-dev"})
 			if err != nil {
 				return err
 			}
