@@ -87,6 +87,17 @@ func TestDev(t *testing.T) {
 			t.Errorf("kubectl explain %s does not document every field: %v\n%s", field, err, got)
 		}
 	}
+	// The README's install path, tried against dev: install's output
+	// applies beside dev's own guard, every object accepted.
+	manifests, errText, code := run(t, "", "install", "--image", "127.0.0.1:5000/tenantguard:dev")
+	if code != 0 {
+		t.Fatalf("install: exit %d: %s", code, errText)
+	}
+	apply := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", "-")
+	apply.Stdin = strings.NewReader(manifests)
+	if got, err := apply.CombinedOutput(); err != nil {
+		t.Errorf("install | kubectl apply --server-side against dev: %v\n%s", err, got)
+	}
 	if children := controlPlaneChildren(t); len(children) != 2 {
 		t.Errorf("want etcd and kube-apiserver running as children, found %v", children)
 	}
