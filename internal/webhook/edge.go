@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -55,16 +56,18 @@ type Edge struct {
 	Timeout time.Duration
 	Metrics *Metrics
 
+	once  sync.Once
 	slots chan struct{}
 	bytes chan struct{} // one token per KiB
 }
 
 const kib = 1 << 10
 
-func (e *Edge) init() {
-	if e.slots != nil {
-		return
-	}
+// init sets the defaults and the bounds once, whichever request comes
+// first (an Edge may be built as a literal).
+func (e *Edge) init() { e.once.Do(e.setUp) }
+
+func (e *Edge) setUp() {
 	l := &e.Limits
 	if l.MaxBodyBytes <= 0 {
 		l.MaxBodyBytes = DefaultMaxBodyBytes

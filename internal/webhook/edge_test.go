@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -151,6 +152,21 @@ func TestEdgeBudgetComesBeforeTheAPIServersDeadline(t *testing.T) {
 		req := httptest.NewRequest(http.MethodPost, "/validate"+c.query, nil)
 		if got := e.budget(req); got != c.want {
 			t.Errorf("budget(%q) = %v, want %v", c.query, got, c.want)
+		}
+	}
+}
+
+// TestEdgeBuiltAsALiteralServesConcurrently: the first requests of an Edge
+// built without NewEdge arrive together; its set-up must happen once.
+func TestEdgeBuiltAsALiteralServesConcurrently(t *testing.T) {
+	e := &Edge{Next: &counting{}, Timeout: time.Second}
+	done := make(chan *httptest.ResponseRecorder)
+	for i := range 8 {
+		go func() { done <- post(e, review(fmt.Sprint("u", i)), "") }()
+	}
+	for range 8 {
+		if resp := answer(t, <-done); !resp.Allowed {
+			t.Fatalf("refused: %+v", resp)
 		}
 	}
 }
