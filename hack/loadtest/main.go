@@ -89,6 +89,13 @@ func run() error {
 		return err
 	}
 	defer env.Stop()
+	// An admin kubeconfig, to look at the cluster or profile the API server
+	// (kubectl get --raw /debug/pprof/profile) while the run goes on.
+	adminConfig := filepath.Join(out, "admin.kubeconfig")
+	if err := devenv.WriteKubeconfig(adminConfig, env.Config, "loadtest"); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "admin kubeconfig: %s\n", adminConfig)
 
 	guardDir := filepath.Join(out, "guard")
 	if err := os.RemoveAll(guardDir); err != nil {

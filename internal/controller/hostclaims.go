@@ -5,6 +5,7 @@ package controller
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -42,7 +43,10 @@ type HostKind struct {
 // for GracePeriod. Reserved claims are never released.
 type HostClaimReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
-	Client      client.Client
+	Client client.Client
+	// Reader reads from the API server: the check before a pending claim
+	// is settled needs consistent reads.
+	Reader      client.Reader
 	Engine      *policy.Engine
 	Kinds       []HostKind
 	GracePeriod time.Duration
@@ -98,24 +102,17 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{}, err
 	}
 	if hosts.Pending(hc) {
-		// Its creator settles it in a moment. One that stopped half way (a
-		// webhook replica that died mid-request) left it pending: after the
-		// grace period it is settled if something uses it, else released.
-		if left := r.GracePeriod - now.Sub(hc.CreationTimestamp.Time); left > 0 {
-			return reconcile.Result{RequeueAfter: left}, nil
+		if res, done, err := r.settle(ctx, hc, objects, now); done {
+			return res, err
 		}
-		if len(objects) == 0 {
-			return r.release(ctx, hc, "pending claim never settled")
-		}
-	}
-	// Every update of a claim records its creation revision first; see
-	// hosts.StampCreateRevision. (Settled claims have it already.)
-	if err := hosts.StampCreateRevision(ctx, r.Client, hc); err != nil {
-		return lookAgainOnConflict(ctx, err)
 	}
 	// Claims written by hand, or by an older guard, get the labels the
-	// claimer's consistent LIST selects by.
+	// claimer's LIST of the claims below a wildcard selects by.
 	if want := hosts.ClaimLabels(hosts.OwnerOf(hc).Name); !hasLabels(hc.Labels, want) {
+		// Every update of a claim records its creation revision first.
+		if err := hosts.StampCreateRevision(ctx, r.Client, hc); err != nil {
+			return lookAgainOnConflict(ctx, err)
+		}
 		if hc.Labels == nil {
 			hc.Labels = map[string]string{}
 		}
@@ -135,6 +132,12 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		}
 	}
 	status := hc.Status.DeepCopy()
+	// Every update of a claim records its creation revision first (see
+	// hosts.StampCreateRevision); this one does it in the same write,
+	// which is conditional on the resource version read.
+	if status.CreateRevision == "" {
+		status.CreateRevision = hc.ResourceVersion
+	}
 	status.Objects = objects
 	status.UsedBy = usedBy(objects)
 	switch {
@@ -157,6 +160,43 @@ func (r *HostClaimReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 		return reconcile.Result{RequeueAfter: left}, nil
 	}
 	return r.release(ctx, hc, "unused since "+status.UnusedSince.Time.Format(time.RFC3339))
+}
+
+// settle decides what becomes of a pending claim. The webhook leaves the
+// claims it makes pending, and this controller settles them once the
+// object that uses the host exists, after the same check their creator
+// made: a claim its creator is about to withdraw (it loses to an older
+// overlapping claim of another owner) is never settled. One with no object
+// by the end of the grace period, or one that loses that check, is
+// released then (a replica that stopped half way through a request left
+// it). done is false when the claim passed, and the caller's status write
+// settles it.
+func (r *HostClaimReconciler) settle(ctx context.Context, hc *v1alpha1.HostClaim, objects []v1alpha1.ObjectReference, now time.Time) (res reconcile.Result, done bool, err error) {
+	left := r.GracePeriod - now.Sub(hc.CreationTimestamp.Time)
+	if len(objects) == 0 {
+		if left > 0 {
+			// Its object has not appeared yet; the object's watch event
+			// brings the claim back sooner.
+			return reconcile.Result{RequeueAfter: left}, true, nil
+		}
+		res, err := r.release(ctx, hc, "pending claim never used")
+		return res, true, err
+	}
+	if r.Reader == nil {
+		return reconcile.Result{}, true, errors.New("the host claim controller needs an API reader to check pending claims")
+	}
+	err = hosts.Verify(ctx, r.Reader, hc)
+	switch {
+	case err == nil:
+		return reconcile.Result{}, false, nil
+	case !hosts.IsConflict(err):
+		return reconcile.Result{}, true, err
+	case left > 0:
+		// Its creator withdraws it.
+		return reconcile.Result{RequeueAfter: left}, true, nil
+	}
+	res, err = r.release(ctx, hc, "pending claim loses to an older overlapping one ("+err.Error()+")")
+	return res, true, err
 }
 
 // newClaimWait is how long a new claim may have no object before it is

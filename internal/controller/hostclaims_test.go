@@ -72,26 +72,37 @@ func createNamespace(t *testing.T, name string) {
 	}
 }
 
-// TestHostClaimReconciler: a used claim records its objects; an unused one
-// is marked, kept through the grace period and released after it; a claim
-// written without labels gets them.
+// TestHostClaimReconciler: a pending claim whose object exists is checked
+// and settled with its objects recorded; a claim whose object went away is
+// marked, kept through the grace period and released after it; a pending
+// claim never used is released after the grace period; a claim written
+// without labels gets them.
 func TestHostClaimReconciler(t *testing.T) {
 	ctx := context.Background()
 	engine := policy.NewEngine(config.Default())
 	c := cachedClient(t, engine)
 	// Past the wait for a new claim's object to appear.
 	now := time.Now().Add(15 * time.Second)
-	r := &controller.HostClaimReconciler{Client: c, Engine: engine, Kinds: []controller.HostKind{ingressKind},
+	r := &controller.HostClaimReconciler{Client: c, Reader: admin, Engine: engine, Kinds: []controller.HostKind{ingressKind},
 		GracePeriod: time.Minute, Now: func() time.Time { return now }}
 	createNamespace(t, "hc-a")
 
 	used := hosts.MustParse("used.hc.example.com", v1alpha1.HostMatchExact)
 	unused := hosts.MustParse("unused.hc.example.com", v1alpha1.HostMatchExact)
+	never := hosts.MustParse("never.hc.example.com", v1alpha1.HostMatchExact)
 	claimer := &hosts.Claimer{Client: admin}
-	for _, n := range []hosts.Name{used, unused} {
+	for _, n := range []hosts.Name{used, unused, never} {
 		if _, err := claimer.Claim(ctx, []hosts.Name{n}, hosts.Owner{Namespace: "hc-a"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// unused was settled once (its object came and went).
+	settled := &v1alpha1.HostClaim{}
+	if err := admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(unused)}, settled); err != nil {
+		t.Fatal(err)
+	}
+	if err := hosts.StampCreateRevision(ctx, admin, settled); err != nil {
+		t.Fatal(err)
 	}
 	if err := admin.Create(ctx, testIngress("hc-a", "web", used.Host)); err != nil {
 		t.Fatal(err)
@@ -113,21 +124,27 @@ func TestHostClaimReconciler(t *testing.T) {
 		t.Fatalf("claim of %s never reached the expected state", n)
 	}
 	reconcileUntil(used, func(hc *v1alpha1.HostClaim, err error) bool {
-		return err == nil && hc.Status.UsedBy == "Ingress/web" && hc.Status.UnusedSince == nil
+		return err == nil && hc.Status.UsedBy == "Ingress/web" && hc.Status.UnusedSince == nil && !hosts.Pending(hc)
 	})
 	reconcileUntil(unused, func(hc *v1alpha1.HostClaim, err error) bool {
 		return err == nil && hc.Status.UnusedSince != nil
 	})
-	// Within the grace period it stays; after it, it goes.
+	reconcileUntil(never, func(hc *v1alpha1.HostClaim, err error) bool {
+		return err == nil && hosts.Pending(hc) && hc.Status.UnusedSince == nil
+	})
+	// Within the grace period they stay; after it, they go.
 	now = now.Add(30 * time.Second)
-	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: hosts.ClaimName(unused)}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(unused)}, &v1alpha1.HostClaim{}); err != nil {
-		t.Fatalf("claim released within the grace period: %v", err)
+	for _, n := range []hosts.Name{unused, never} {
+		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: hosts.ClaimName(n)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(n)}, &v1alpha1.HostClaim{}); err != nil {
+			t.Fatalf("claim of %s released within the grace period: %v", n, err)
+		}
 	}
 	now = now.Add(2 * time.Minute)
 	reconcileUntil(unused, func(_ *v1alpha1.HostClaim, err error) bool { return apierrors.IsNotFound(err) })
+	reconcileUntil(never, func(_ *v1alpha1.HostClaim, err error) bool { return apierrors.IsNotFound(err) })
 
 	// A claim written by hand without labels gets them.
 	bare := hosts.MustParse("*.bare.example.com", v1alpha1.HostMatchSingleLabel)
@@ -137,13 +154,78 @@ func TestHostClaimReconciler(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Settled, as an admin's claim would be once anything updated it (a
-	// pending one waits for its creator until the grace period ends).
+	// pending one waits for its object until the grace period ends).
 	if err := hosts.StampCreateRevision(ctx, admin, hc); err != nil {
 		t.Fatal(err)
 	}
+	want := hosts.ClaimLabels(bare)
 	reconcileUntil(bare, func(hc *v1alpha1.HostClaim, err error) bool {
-		return err == nil && hc.Labels[hosts.DomainLabel] != ""
+		if err != nil {
+			return false
+		}
+		for k, v := range want {
+			if hc.Labels[k] != v {
+				return false
+			}
+		}
+		return true
 	})
+}
+
+// TestPendingClaimThatLosesIsNeverSettled: a pending claim under an older
+// wildcard of another namespace is one its creator withdraws. The
+// controller must not settle it, even if an object of its namespace uses
+// the host, and releases it after the grace period if the creator never
+// did (a replica that stopped half way).
+func TestPendingClaimThatLosesIsNeverSettled(t *testing.T) {
+	ctx := context.Background()
+	engine := policy.NewEngine(config.Default())
+	c := cachedClient(t, engine)
+	now := time.Now().Add(15 * time.Second)
+	r := &controller.HostClaimReconciler{Client: c, Reader: admin, Engine: engine, Kinds: []controller.HostKind{ingressKind},
+		GracePeriod: time.Minute, Now: func() time.Time { return now }}
+	createNamespace(t, "hc-older")
+	createNamespace(t, "hc-loser")
+	wildcard := hosts.MustParse("*.lose.example.com", v1alpha1.HostMatchSingleLabel)
+	if _, err := (&hosts.Claimer{Client: admin}).Claim(ctx, []hosts.Name{wildcard}, hosts.Owner{Namespace: "hc-older"}); err != nil {
+		t.Fatal(err)
+	}
+	// What a creator leaves between its create and its check: a pending
+	// claim it is about to withdraw, and (admitted while the guard was not
+	// asked) an object of its namespace that uses the host.
+	loser := hosts.MustParse("a.lose.example.com", v1alpha1.HostMatchExact)
+	if err := admin.Create(ctx, hosts.NewClaim(loser, hosts.Owner{Namespace: "hc-loser"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, testIngress("hc-loser", "web", loser.Host)); err != nil {
+		t.Fatal(err)
+	}
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: hosts.ClaimName(loser)}}
+	for range 100 { // until the cache has the object
+		var objs networkingv1.IngressList
+		if err := c.List(ctx, &objs, client.InNamespace("hc-loser")); err == nil && len(objs.Items) == 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := r.Reconcile(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &v1alpha1.HostClaim{}
+	if err := admin.Get(ctx, req.NamespacedName, hc); err != nil {
+		t.Fatal(err)
+	}
+	if !hosts.Pending(hc) || res.RequeueAfter <= 0 {
+		t.Fatalf("a claim that loses to an older overlapping one was settled (pending %v, %+v)", hosts.Pending(hc), res)
+	}
+	now = now.Add(time.Minute)
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Get(ctx, req.NamespacedName, hc); !apierrors.IsNotFound(err) {
+		t.Fatalf("the losing claim is still there after the grace period: %v", err)
+	}
 }
 
 // TestAdopterClaimsOldestFirst: objects that predate the guard are claimed
@@ -228,7 +310,7 @@ func TestNewClaimIsNotMarkedUnusedBeforeItsObject(t *testing.T) {
 	if err := admin.Get(ctx, client.ObjectKey{Name: hosts.ClaimName(n)}, hc); err != nil {
 		t.Fatal(err)
 	}
-	r := &controller.HostClaimReconciler{Client: c, Engine: engine, Kinds: []controller.HostKind{ingressKind},
+	r := &controller.HostClaimReconciler{Client: c, Reader: admin, Engine: engine, Kinds: []controller.HostKind{ingressKind},
 		GracePeriod: time.Minute, Now: func() time.Time { return hc.CreationTimestamp.Time.Add(time.Second) }}
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: hc.Name}}
 	for range 50 { // until the cache has the claim

@@ -31,8 +31,11 @@ import (
 	"github.com/tenantguard/tenantguard/internal/tenancy"
 )
 
-// claimCountDelay batches the claim events of one tenant into one look.
-const claimCountDelay = 2 * time.Second
+// defaultClaimCountDelay batches the claim events of one tenant into one
+// look. The count is for people (kubectl get tenants), so a minute's lag
+// is worth it: a tenant whose hosts come one at a time would otherwise cost
+// a status write per host, and each competes with the tenants' own writes.
+const defaultClaimCountDelay = time.Minute
 
 // Field indexes of the tenant controller.
 const (
@@ -93,6 +96,10 @@ type TenantReconciler struct {
 	// Workers is how many Tenants are reconciled at once (default 4); one
 	// Tenant is never reconciled by two workers.
 	Workers int
+	// ClaimCountDelay is how long claim events wait before the tenant's
+	// claimedHosts is counted again (default one minute); the events of
+	// that time share one status write.
+	ClaimCountDelay time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -140,11 +147,15 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceTenants))
 	// A claim changes the count only when it comes or goes. The tenant is
-	// looked at a moment later, so that a burst of new hosts costs one
-	// status write per tenant, not one per host.
+	// looked at later, so that the new hosts of that time cost one status
+	// write per tenant, not one per host.
+	delay := r.ClaimCountDelay
+	if delay == 0 {
+		delay = defaultClaimCountDelay
+	}
 	enqueue := func(o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		if t := o.(*v1alpha1.HostClaim).Spec.Tenant; t != "" {
-			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: t}}, claimCountDelay)
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Name: t}}, delay)
 		}
 	}
 	b = b.Watches(&v1alpha1.HostClaim{}, handler.Funcs{

@@ -112,6 +112,7 @@ func runController(tb testing.TB, cfg *rest.Config, opts tenancy.Options) (r *co
 	r = &controller.TenantReconciler{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("tenantguard"), Options: opts,
+		ClaimCountDelay: time.Second,
 	}
 	if err := controller.IndexTenants(ctx, mgr.GetFieldIndexer()); err != nil {
 		tb.Fatal(err)

@@ -304,7 +304,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		namespace: opts.LeaderElectionNamespace,
 		setup: func(cm manager.Manager) error {
 			rec := &controller.HostClaimReconciler{
-				Client: cm.GetClient(), Engine: engine, Kinds: hostKinds,
+				Client: cm.GetClient(), Reader: cm.GetAPIReader(), Engine: engine, Kinds: hostKinds,
 				GracePeriod: opts.Config.ClaimGracePeriod.Duration,
 			}
 			if err := rec.SetupWithManager(cm); err != nil {

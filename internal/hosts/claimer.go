@@ -10,8 +10,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,18 +29,21 @@ import (
 //     revision) wins and the other withdraws. The later of two creates
 //     always sees the earlier one, so two overlapping claims never both
 //     survive.
-//  3. A claim is pending from its create until every host of the request
-//     has passed step 2; then the claimer settles it by recording its
-//     creation revision in its status. A pending claim may still be
-//     withdrawn or rolled back, so another request of the same namespace
-//     waits for it to settle instead of relying on it.
+//  3. A claim is pending until someone settles it by recording its creation
+//     revision in its status, after a check of step 2 that passed: the
+//     claim controller once the claim's object exists, or another request
+//     of the same namespace that needs the host. A pending claim may still
+//     be withdrawn or rolled back by its creator (a delete conditional on
+//     its resource version, which fails once the claim is settled), so
+//     nobody else relies on it before settling it.
 //
 // See docs/design/hosts.md for the argument. Client must read from the API
 // server (a client.New client), never from an informer cache.
 type Claimer struct {
 	Client client.Client
-	// PendingWait bounds how long a request waits for another request's
-	// pending claim of the same host to settle (default 5s).
+	// PendingWait bounds how long a request keeps trying to claim a host
+	// whose claim another request of its namespace is making and undoing
+	// (default 5s).
 	PendingWait time.Duration
 }
 
@@ -76,10 +77,8 @@ func (e *ConflictError) Error() string {
 // made is a claim one Claim call made: created (pending until settled), or
 // a reservation it bound to the owner's namespace.
 type made struct {
-	name      Name
-	claim     *v1alpha1.HostClaim
-	created   bool
-	createRev string
+	claim   *v1alpha1.HostClaim
+	created bool
 }
 
 // Claim claims every name for owner, all or nothing: if one is refused or
@@ -87,11 +86,13 @@ type made struct {
 // reservations it bound are unbound. Names the owner already holds are left
 // as they are. It returns the names of the claims it created or bound.
 //
-// A new name costs three API calls: the create, one consistent LIST of the
-// claims that may overlap it (two, issued together, for a wildcard), and
-// the status write that settles it. Creates go one by one in a fixed
-// order, so that two requests for the same names cannot each take a part;
-// the checks and the settling of several names run side by side.
+// A new name costs two round trips: the create, then the consistent reads
+// of the claims that may overlap it (a GET of each wildcard claim above
+// it, and for a wildcard one LIST of the claims below it), issued
+// together. Creates go one by one in a fixed order, so that two requests
+// for the same names cannot each take a part; the checks of several names
+// run side by side. The claims are left pending (see Claimer): settling
+// them is a write the request does not wait for.
 func (c *Claimer) Claim(ctx context.Context, names []Name, owner Owner) ([]string, error) {
 	sorted := append([]Name(nil), names...)
 	sort.Slice(sorted, func(i, j int) bool { return ClaimName(sorted[i]) < ClaimName(sorted[j]) })
@@ -108,18 +109,9 @@ func (c *Claimer) Claim(ctx context.Context, names []Name, owner Owner) ([]strin
 		if m == nil {
 			continue // already the owner's, and settled
 		}
-		m.name = n
 		done = append(done, *m)
 	}
-	if err := each(done, func(m *made) error { return c.verify(ctx, m, owner) }); err != nil {
-		return fail(err)
-	}
-	if err := each(done, func(m *made) error {
-		if !m.created {
-			return nil
-		}
-		return c.settle(ctx, m)
-	}); err != nil {
+	if err := each(done, func(m *made) error { return Verify(ctx, c.Client, m.claim) }); err != nil {
 		return fail(err)
 	}
 	out := make([]string, len(done))
@@ -168,7 +160,7 @@ func (c *Claimer) claimOne(ctx context.Context, n Name, owner Owner) (*made, err
 		hc := NewClaim(n, owner)
 		err := c.Client.Create(ctx, hc)
 		if err == nil {
-			return &made{claim: hc, created: true, createRev: hc.ResourceVersion}, nil
+			return &made{claim: hc, created: true}, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("claim host %q: %w", n, err)
@@ -189,13 +181,22 @@ func (c *Claimer) claimOne(ctx context.Context, n Name, owner Owner) (*made, err
 			if !theirs.Pending {
 				return nil, nil
 			}
-			// Another request of this namespace is claiming the host and may
-			// yet withdraw: wait for it to settle or go.
+			// Another request of this namespace made the claim and may yet
+			// withdraw it. Check it as its creator does, and settle it: from
+			// then on the creator cannot delete it. If the creator deletes it
+			// first, the settle fails and the host is claimed again.
+			if err := Verify(ctx, c.Client, existing); err != nil {
+				return nil, err
+			}
+			err := StampCreateRevision(ctx, c.Client, existing)
+			if err == nil {
+				return nil, nil
+			}
+			if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("settle claim of host %q: %w", n, err)
+			}
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("host %q is being claimed by another request of namespace %q; retry", n, owner.Namespace)
-			}
-			if err := sleep(ctx, 50*time.Millisecond); err != nil {
-				return nil, err
 			}
 		case theirs.Namespace == "" && theirs.Tenant != "" && theirs.Tenant == owner.Tenant:
 			// A reservation of owner's tenant for exactly this name: bind it
@@ -222,16 +223,14 @@ func (c *Claimer) claimOne(ctx context.Context, n Name, owner Owner) (*made, err
 	}
 }
 
-// verify withdraws m if an older overlapping claim of another owner
-// exists.
-func (c *Claimer) verify(ctx context.Context, m *made, owner Owner) error {
-	n := m.name
-	mine := m.claim
-	myRev := m.createRev
-	if !m.created {
-		myRev = CreateRevision(mine)
-	}
-	others, err := c.overlapping(ctx, n)
+// Verify checks a claim as its creator does after the create: it returns
+// a ConflictError if an older overlapping claim of another owner exists.
+// The reads are consistent, so r must read from the API server.
+func Verify(ctx context.Context, r client.Reader, mine *v1alpha1.HostClaim) error {
+	owner := OwnerOf(mine)
+	n := owner.Name
+	myRev := CreateRevision(mine)
+	others, err := overlapping(ctx, r, n)
 	if err != nil {
 		return err
 	}
@@ -267,65 +266,46 @@ func Conflicts(o, owner Owner) bool {
 	return owner.Object != nil && o.Object != nil && *owner.Object != *o.Object
 }
 
-// settle records m's creation revision in its status: the claim is no
-// longer pending.
-func (c *Claimer) settle(ctx context.Context, m *made) error {
-	hc := m.claim
-	for attempt := 0; ; attempt++ {
-		hc.Status.CreateRevision = m.createRev
-		err := c.Client.Status().Update(ctx, hc)
-		if err == nil {
-			return nil
-		}
-		if !apierrors.IsConflict(err) || attempt == 5 {
-			return fmt.Errorf("settle claim %s: %w", hc.Name, err)
-		}
-		fresh := &v1alpha1.HostClaim{}
-		if err := c.Client.Get(ctx, client.ObjectKey{Name: hc.Name}, fresh); err != nil {
-			return fmt.Errorf("settle claim %s: %w", hc.Name, err)
-		}
-		if fresh.UID != hc.UID {
-			return fmt.Errorf("settle claim %s: it was replaced", hc.Name)
-		}
-		if fresh.Status.CreateRevision != "" {
-			return nil
-		}
-		hc = fresh
-	}
-}
-
-// overlapping reads every claim that may overlap n: the wildcards on n's
-// parent domains with one set-based label selector, and for a wildcard the
-// claims below it with another, issued together. A LIST without
-// resourceVersion is a consistent read: from etcd, or from the watch cache
-// only once it has caught up with etcd's current revision.
-func (c *Claimer) overlapping(ctx context.Context, n Name) ([]v1alpha1.HostClaim, error) {
-	above, err := labels.NewRequirement(DomainLabel, selection.In, AboveSelector(n))
-	if err != nil {
-		return nil, fmt.Errorf("select claims above %s: %w", n, err)
-	}
-	lists := []client.ListOption{client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*above)}}
-	if n.Wildcard() {
-		key, value := BelowSelector(n.Host)
-		lists = append(lists, client.MatchingLabels{key: value})
-	}
-	results := make([]v1alpha1.HostClaimList, len(lists))
-	errs := make([]error, len(lists))
+// overlapping reads every claim that may overlap n, with consistent
+// reads issued together: a GET of each wildcard claim above n, and for a
+// wildcard a LIST of the claims below it by label. A GET or LIST without
+// resourceVersion is answered from etcd, or from the watch cache only once
+// it has caught up with etcd's current revision.
+func overlapping(ctx context.Context, r client.Reader, n Name) ([]v1alpha1.HostClaim, error) {
+	names := AboveClaimNames(n)
+	got := make([]v1alpha1.HostClaim, len(names))
+	found := make([]bool, len(names))
+	errs := make([]error, len(names)+1)
+	var below v1alpha1.HostClaimList
 	var wg sync.WaitGroup
-	for i, opt := range lists {
+	for i, name := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.Client.List(ctx, &results[i], opt)
+			err := r.Get(ctx, client.ObjectKey{Name: name}, &got[i])
+			found[i] = err == nil
+			if !apierrors.IsNotFound(err) {
+				errs[i] = err
+			}
+		}()
+	}
+	if n.Wildcard() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key, value := BelowSelector(n.Host)
+			errs[len(names)] = r.List(ctx, &below, client.MatchingLabels{key: value})
 		}()
 	}
 	wg.Wait()
-	var out []v1alpha1.HostClaim
-	for i := range results {
-		if errs[i] != nil {
-			return nil, fmt.Errorf("list claims overlapping %s: %w", n, errs[i])
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("read claims overlapping %s: %w", n, err)
+	}
+	out := below.Items
+	for i := range got {
+		if found[i] {
+			out = append(out, got[i])
 		}
-		out = append(out, results[i].Items...)
 	}
 	return out, nil
 }
@@ -360,15 +340,6 @@ func (c *Claimer) rollback(ctx context.Context, done []made, owner Owner) {
 			}
 			hc = fresh
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
@@ -65,7 +64,8 @@ func pausing(t *testing.T, env *devenv.Env, pauseOn func(verb, name string) bool
 			stop("get", key.Name)
 			return c.Get(ctx, key, obj, opts...)
 		},
-		// A LIST is the overlap check (step 2).
+		// The overlap check (step 2) GETs the wildcard claims above a
+		// name and LISTs the claims below a wildcard.
 		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
 			stop("list", "")
 			return c.List(ctx, list, opts...)
@@ -74,10 +74,11 @@ func pausing(t *testing.T, env *devenv.Env, pauseOn func(verb, name string) bool
 	return &hosts.Claimer{Client: c}, paused, release
 }
 
-// TestSameNamespaceRequestsWaitForPendingClaims interleaves two requests of
-// one namespace for one host: the second must not rely on the first's claim
-// while the first can still withdraw or roll it back.
-func TestSameNamespaceRequestsWaitForPendingClaims(t *testing.T) {
+// TestSameNamespaceRequestsSettlePendingClaims interleaves two requests of
+// one namespace for one host: the second relies on the first's pending
+// claim only after checking it and settling it, and once it is settled the
+// first cannot take it back.
+func TestSameNamespaceRequestsSettlePendingClaims(t *testing.T) {
 	env := startWithCRDs(t)
 	ctx := context.Background()
 	c, err := client.New(env.Config, client.Options{Scheme: kinds.Scheme})
@@ -97,7 +98,7 @@ func TestSameNamespaceRequestsWaitForPendingClaims(t *testing.T) {
 		return hc
 	}
 
-	t.Run("rollback of the first request", func(t *testing.T) {
+	t.Run("a settled claim survives the rollback of its creator", func(t *testing.T) {
 		x, y := hosts.MustParse("x.r.example.com", exact), hosts.MustParse("y.r.example.com", exact)
 		if _, err := plain.Claim(ctx, []hosts.Name{y}, other); err != nil {
 			t.Fatal(err)
@@ -110,55 +111,68 @@ func TestSameNamespaceRequestsWaitForPendingClaims(t *testing.T) {
 		if hc := claimOf(x); hc == nil || !hosts.Pending(hc) {
 			t.Fatalf("request 1's claim of x should exist and be pending: %+v", hc)
 		}
-		done2 := make(chan error, 1)
-		go func() { _, err := plain.Claim(ctx, []hosts.Name{x}, me); done2 <- err }()
-		select {
-		case err := <-done2:
-			t.Fatalf("request 2 relied on request 1's pending claim: %v", err)
-		case <-time.After(300 * time.Millisecond):
+		// Request 2 checks request 1's claim and settles it.
+		if _, err := plain.Claim(ctx, []hosts.Name{x}, me); err != nil {
+			t.Fatalf("request 2: %v", err)
+		}
+		if hc := claimOf(x); hc == nil || hosts.Pending(hc) {
+			t.Fatalf("request 2 relied on x without settling it: %+v", hc)
 		}
 		close(release)
 		if err := <-done1; !hosts.IsConflict(err) {
 			t.Fatalf("request 1: %v, want a conflict on y", err)
 		}
-		if err := <-done2; err != nil {
-			t.Fatalf("request 2 should claim x itself once request 1 rolled back: %v", err)
-		}
 		hc := claimOf(x)
 		if hc == nil || hc.Spec.Namespace != "me" || hosts.Pending(hc) {
-			t.Fatalf("x must end settled and owned by me: %+v", hc)
+			t.Fatalf("request 1's rollback took x from under request 2: %+v", hc)
 		}
 		if _, err := plain.Claim(ctx, []hosts.Name{x}, third); !hosts.IsConflict(err) {
 			t.Fatalf("a third namespace took x: %v", err)
 		}
 	})
 
-	t.Run("withdrawal of the first request", func(t *testing.T) {
+	t.Run("a claim its creator will withdraw is not relied on", func(t *testing.T) {
 		w, x := hosts.MustParse("*.w.example.com", anyD), hosts.MustParse("x.w.example.com", exact)
 		if _, err := plain.Claim(ctx, []hosts.Name{w}, other); err != nil {
 			t.Fatal(err)
 		}
 		// Request 1 creates x, then stops before its overlap check.
-		first, paused, release := pausing(t, env, func(verb, _ string) bool { return verb == "list" })
+		first, paused, release := pausing(t, env, func(verb, name string) bool { return verb == "get" && name == hosts.ClaimName(w) })
 		done1 := make(chan error, 1)
 		go func() { _, err := first.Claim(ctx, []hosts.Name{x}, me); done1 <- err }()
 		<-paused
-		done2 := make(chan error, 1)
-		go func() { _, err := plain.Claim(ctx, []hosts.Name{x}, me); done2 <- err }()
-		select {
-		case err := <-done2:
-			t.Fatalf("request 2 relied on request 1's pending claim: %v", err)
-		case <-time.After(300 * time.Millisecond):
+		if _, err := plain.Claim(ctx, []hosts.Name{x}, me); !hosts.IsConflict(err) {
+			t.Fatalf("request 2: %v, want a conflict with *.w.example.com", err)
+		}
+		if hc := claimOf(x); hc == nil || !hosts.Pending(hc) {
+			t.Fatalf("request 2 must leave request 1's claim pending: %+v", hc)
 		}
 		close(release)
 		if err := <-done1; !hosts.IsConflict(err) {
 			t.Fatalf("request 1: %v, want a conflict with *.w.example.com", err)
 		}
-		if err := <-done2; !hosts.IsConflict(err) {
-			t.Fatalf("request 2: %v, want a conflict with *.w.example.com", err)
-		}
 		if hc := claimOf(x); hc != nil {
 			t.Fatalf("x.w.example.com is claimed under other's older wildcard: %+v", hc.Spec)
+		}
+	})
+
+	t.Run("a claim its creator withdrew is claimed again", func(t *testing.T) {
+		z, y := hosts.MustParse("z.r.example.com", exact), hosts.MustParse("y.r.example.com", exact)
+		// Request 1 claims z, then stops before y, which other owns: its
+		// rollback will delete z.
+		first, paused, release := pausing(t, env, func(verb, name string) bool { return verb == "create" && name == hosts.ClaimName(y) })
+		done1 := make(chan error, 1)
+		go func() { _, err := first.Claim(ctx, []hosts.Name{z, y}, me); done1 <- err }()
+		<-paused
+		close(release)
+		if err := <-done1; !hosts.IsConflict(err) {
+			t.Fatalf("request 1: %v, want a conflict on y", err)
+		}
+		if hc := claimOf(z); hc != nil {
+			t.Fatalf("request 1 left its claim of z: %+v", hc.Spec)
+		}
+		if _, err := plain.Claim(ctx, []hosts.Name{z}, me); err != nil {
+			t.Fatalf("z is free again: %v", err)
 		}
 	})
 }

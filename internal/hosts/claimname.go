@@ -41,35 +41,30 @@ func ClaimName(n Name) string {
 // checked with Overlaps.
 const SuffixLabelPrefix = "under.tenantguard.dev/"
 
-// DomainLabel marks a wildcard claim with the domain it is on (a hash of
-// it), so that one LIST with a set-based selector finds every wildcard on
-// any parent domain of a name: see AboveSelector.
-const DomainLabel = "tenantguard.dev/wildcard-domain"
-
-// ClaimLabels returns the labels of n's claim: the suffix labels, and for
-// a wildcard the domain label.
+// ClaimLabels returns the labels of n's claim: the suffix labels.
 func ClaimLabels(n Name) map[string]string {
 	labels := map[string]string{}
 	for _, s := range parents(n) {
 		labels[suffixLabelKey(s)] = suffixLabelValue(s)
 	}
-	if n.Wildcard() {
-		labels[DomainLabel] = suffixLabelValue(n.Host)
-	}
 	return labels
 }
 
-// AboveSelector returns the values of DomainLabel that select every
-// wildcard claim on a parent domain of n (for a wildcard, on its own
-// domain too): the claims above n that may overlap it. The hashes only
-// narrow the list; every result is checked with Overlaps.
-func AboveSelector(n Name) []string {
-	ps := parents(n)
-	values := make([]string, len(ps))
-	for i, p := range ps {
-		values[i] = suffixLabelValue(p)
+// AboveClaimNames returns the names of the wildcard claims on n's parent
+// domains (for a wildcard, on its own domain too) that would overlap n:
+// the claims above n. Each is one object name, so the claimer reads them
+// with GETs, whose cost does not grow with the number of claims.
+func AboveClaimNames(n Name) []string {
+	var out []string
+	for _, p := range parents(n) {
+		for _, m := range []v1alpha1.HostMatch{v1alpha1.HostMatchSingleLabel, v1alpha1.HostMatchAnyDepth} {
+			w := Name{Host: p, Match: m}
+			if w != n && Overlaps(n, w) {
+				out = append(out, ClaimName(w))
+			}
+		}
 	}
-	return values
+	return out
 }
 
 // BelowSelector returns the label key and value that select every claim

@@ -155,23 +155,22 @@ func TestOverlapsAgreesWithBruteForce(t *testing.T) {
 }
 
 // TestEveryOverlapIsFoundByTheClaimer checks the lookup the claimer does
-// after creating a claim: the wildcards above by one set-based selector
-// (AboveSelector) and, for wildcards, the claims below by label
-// (BelowSelector). Every overlapping claim must be found, or the race
-// between a wildcard and a name would go undetected.
+// after creating a claim: the wildcards above by name (AboveClaimNames)
+// and, for wildcards, the claims below by label (BelowSelector). Every
+// overlapping claim must be found, or the race between a wildcard and a
+// name would go undetected.
 func TestEveryOverlapIsFoundByTheClaimer(t *testing.T) {
 	u := universe()
 	for _, a := range u {
 		above := map[string]bool{}
-		for _, v := range hosts.AboveSelector(a) {
-			above[v] = true
+		for _, name := range hosts.AboveClaimNames(a) {
+			above[name] = true
 		}
 		for _, b := range u {
 			if a == b || !hosts.Overlaps(a, b) {
 				continue
 			}
-			v, labelled := hosts.ClaimLabels(b)[hosts.DomainLabel]
-			found := labelled && above[v]
+			found := above[hosts.ClaimName(b)]
 			if a.Wildcard() {
 				key, value := hosts.BelowSelector(a.Host)
 				found = found || hosts.ClaimLabels(b)[key] == value
