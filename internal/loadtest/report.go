@@ -75,6 +75,8 @@ type Batch struct {
 	// the batch, resident memory at its end.
 	GuardCPUSeconds float64 `json:"guardCPUSeconds"`
 	GuardRSSMiB     float64 `json:"guardRSSMiB"`
+	// GuardRSSMaxMiB is the resident memory of the largest replica.
+	GuardRSSMaxMiB float64 `json:"guardRSSMaxMiB"`
 	// Admissions the guard answered and API requests it made during the
 	// batch (rest_client_requests_total, by method).
 	Admissions  float64            `json:"admissions"`
@@ -107,6 +109,7 @@ type Row struct {
 	GuardCPUSeconds float64 `json:"guardCPUSeconds"`
 	GuardCPUMsPerOp float64 `json:"guardCPUMsPerOp"`
 	GuardRSSMiB     float64 `json:"guardRSSMiB"`
+	GuardRSSMaxMiB  float64 `json:"guardRSSMaxMiB"`
 	Admissions      float64 `json:"admissions"`
 	// APIRequestsPerAdmission is the guard's API requests during the
 	// batches divided by the admissions it answered (guard side only).
@@ -163,6 +166,7 @@ func (b *Batch) fill(lat []time.Duration, elapsed time.Duration, errs int, befor
 	b.P50Ms, b.P95Ms, b.P99Ms = ms(percentile(sorted, 0.50)), ms(percentile(sorted, 0.95)), ms(percentile(sorted, 0.99))
 	b.GuardCPUSeconds = round((after.cpu - before.cpu).Seconds(), 2)
 	b.GuardRSSMiB = round(float64(after.rss)/(1<<20), 1)
+	b.GuardRSSMaxMiB = round(float64(after.rssMax)/(1<<20), 1)
 	b.Admissions = after.admissions - before.admissions
 	b.APIRequests = delta(before.requests, after.requests)
 	b.WebhookAPIRequests = delta(before.webhook, after.webhook)
@@ -200,6 +204,7 @@ func (r *Report) finish() {
 		row.Seconds += b.Seconds
 		row.GuardCPUSeconds += b.GuardCPUSeconds
 		row.GuardRSSMiB = max(row.GuardRSSMiB, b.GuardRSSMiB)
+		row.GuardRSSMaxMiB = max(row.GuardRSSMaxMiB, b.GuardRSSMaxMiB)
 		row.Admissions += b.Admissions
 		for m, v := range b.APIRequests {
 			row.APIRequests[m] += v
@@ -291,16 +296,16 @@ func sum(m map[string]float64) float64 {
 // WriteTable writes the rows and ratios as aligned text.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "level\tingresses\tworkload\tside\tops\terrors\tp50 ms\tp95 ms\tp99 ms\tops/s\tguard CPU ms/op\tguard RSS MiB\tAPI req/admission\twebhook's own\t")
+	fmt.Fprintln(tw, "level\tingresses\tworkload\tside\tops\terrors\tp50 ms\tp95 ms\tp99 ms\tops/s\tguard CPU ms/op\tguard RSS MiB (largest replica)\tAPI req/admission\twebhook's own\t")
 	for _, row := range r.Rows {
 		perAdm, own := "-", "-"
 		if row.Side == Guard {
 			perAdm = strconv.FormatFloat(row.APIRequestsPerAdmission, 'f', 2, 64) + " (" + methods(row.APIRequests, row.Admissions) + ")"
 			own = strconv.FormatFloat(row.WebhookAPIRequestsPerAdmission, 'f', 2, 64) + " (" + methods(row.WebhookAPIRequests, row.Admissions) + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.1f\t%.3f\t%.1f\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.1f\t%.3f\t%.1f (%.1f)\t%s\t%s\t\n",
 			row.Level, row.Ingresses, row.Workload, row.Side, row.Ops, row.Errors, row.P50Ms, row.P95Ms, row.P99Ms,
-			row.Throughput, row.GuardCPUMsPerOp, row.GuardRSSMiB, perAdm, own)
+			row.Throughput, row.GuardCPUMsPerOp, row.GuardRSSMiB, row.GuardRSSMaxMiB, perAdm, own)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -341,12 +346,12 @@ func (r *Report) WriteRowsCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"level", "ingresses", "workload", "side", "ops", "errors", "seconds", "ops_per_second",
 		"p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms", "guard_cpu_seconds", "guard_cpu_ms_per_op", "guard_rss_mib",
-		"admissions", "api_requests", "api_requests_per_admission", "api_requests_per_second",
+		"guard_rss_max_mib", "admissions", "api_requests", "api_requests_per_admission", "api_requests_per_second",
 		"webhook_api_requests", "webhook_api_requests_per_admission"})
 	for _, row := range r.Rows {
 		_ = cw.Write([]string{itoa(row.Level), itoa(row.Ingresses), row.Workload, row.Side, itoa(row.Ops), itoa(row.Errors),
 			ftoa(row.Seconds), ftoa(row.Throughput), ftoa(row.P50Ms), ftoa(row.P95Ms), ftoa(row.P99Ms), ftoa(row.MeanMs), ftoa(row.MaxMs),
-			ftoa(row.GuardCPUSeconds), ftoa(row.GuardCPUMsPerOp), ftoa(row.GuardRSSMiB),
+			ftoa(row.GuardCPUSeconds), ftoa(row.GuardCPUMsPerOp), ftoa(row.GuardRSSMiB), ftoa(row.GuardRSSMaxMiB),
 			ftoa(row.Admissions), ftoa(sum(row.APIRequests)), ftoa(row.APIRequestsPerAdmission), ftoa(row.APIRequestsPerSecond),
 			ftoa(sum(row.WebhookAPIRequests)), ftoa(row.WebhookAPIRequestsPerAdmission)})
 	}
@@ -359,12 +364,12 @@ func (r *Report) WriteRowsCSV(w io.Writer) error {
 func (r *Report) WriteBatchesCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"level", "workload", "side", "batch", "position", "ingresses", "ops", "errors", "seconds",
-		"ops_per_second", "p50_ms", "p95_ms", "p99_ms", "guard_cpu_seconds", "guard_rss_mib", "admissions", "api_requests",
+		"ops_per_second", "p50_ms", "p95_ms", "p99_ms", "guard_cpu_seconds", "guard_rss_mib", "guard_rss_max_mib", "admissions", "api_requests",
 		"webhook_api_requests"})
 	for _, b := range r.Batches {
 		_ = cw.Write([]string{itoa(b.Level), b.Workload, b.Side, itoa(b.Index), itoa(b.Position), itoa(b.Ingresses), itoa(b.Ops),
 			itoa(b.Errors), ftoa(b.Seconds), ftoa(b.Throughput), ftoa(b.P50Ms), ftoa(b.P95Ms), ftoa(b.P99Ms),
-			ftoa(b.GuardCPUSeconds), ftoa(b.GuardRSSMiB), ftoa(b.Admissions), ftoa(sum(b.APIRequests)),
+			ftoa(b.GuardCPUSeconds), ftoa(b.GuardRSSMiB), ftoa(b.GuardRSSMaxMiB), ftoa(b.Admissions), ftoa(sum(b.APIRequests)),
 			ftoa(sum(b.WebhookAPIRequests))})
 	}
 	cw.Flush()

@@ -363,7 +363,8 @@ func ingress(ns, name, host, path, side, workload string) *networkingv1.Ingress 
 // memory, and its metrics.
 type sample struct {
 	cpu        time.Duration
-	rss        int64
+	rss        int64 // all replicas
+	rssMax     int64 // the largest replica
 	admissions float64
 	requests   map[string]float64 // by HTTP method
 	webhook    map[string]float64 // the webhook's own, by HTTP method
@@ -382,6 +383,7 @@ func (r *runner) sample(ctx context.Context) (sample, error) {
 		}
 		s.cpu += p.CPU
 		s.rss += p.RSS
+		s.rssMax = max(s.rssMax, p.RSS)
 		m, err := r.guards.Metrics(ctx, i)
 		if err != nil {
 			return s, err
