@@ -74,7 +74,7 @@ host claims are race-free across them.`,
 	f.DurationVar(&opts.RequestTimeout, "request-timeout", 8*time.Second, "upper bound on answering one admission request; the guard also answers a margin before the deadline the API server sends (the webhook's timeoutSeconds)")
 	f.Float32Var(&opts.KubeAPIQPS, "kube-api-qps", guard.DefaultKubeAPIQPS, "client-side rate limit (requests/s) of the informers, controllers and adopter; a negative value turns it off")
 	f.IntVar(&opts.KubeAPIBurst, "kube-api-burst", guard.DefaultKubeAPIBurst, "burst of --kube-api-qps")
-	f.Float32Var(&opts.WebhookClientQPS, "webhook-kube-api-qps", -1, "client-side rate limit of the webhook's host claims, with a limiter of its own; negative (the default) turns it off, so that the API server's priority and fairness (the FlowSchema install renders) bounds it")
+	f.Float32Var(&opts.WebhookClientQPS, "webhook-kube-api-qps", -1, "client-side rate limit of the webhook's host claims (and of the claim controller's check of each new claim), each with a limiter of its own; negative (the default) turns it off, so that the API server's priority and fairness (the FlowSchema install renders) bounds it")
 	f.IntVar(&opts.WebhookBurst, "webhook-kube-api-burst", 0, "burst of --webhook-kube-api-qps")
 	f.Int64Var(&opts.Edge.MaxBodyBytes, "max-request-bytes", webhook.DefaultMaxBodyBytes, "largest AdmissionReview accepted")
 	f.IntVar(&opts.Edge.MaxInFlight, "max-requests-inflight", webhook.DefaultMaxInFlight, "admission requests decided at once; more wait, and are refused with a retry message at their deadline")

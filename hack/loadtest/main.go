@@ -42,6 +42,7 @@ func run() error {
 		workloads string
 		out       string
 		replicas  int
+		pprof     bool
 	)
 	flag.IntVar(&opts.Tenants, "tenants", 100, "tenants, one namespace each")
 	flag.IntVar(&opts.Objects, "objects", 1000, "operations of each workload on each side at each level")
@@ -52,6 +53,7 @@ func run() error {
 	flag.DurationVar(&opts.Deadline, "deadline", 30*time.Minute, "bound on the whole run")
 	flag.StringVar(&out, "out", ".tenantguard/loadtest", "directory for report.json, rows.csv, batches.csv and the guard logs")
 	flag.IntVar(&replicas, "replicas", 2, "guard serve processes")
+	flag.BoolVar(&pprof, "pprof", false, "serve net/http/pprof from each guard process on a loopback port (printed at the start)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (flags only; see -h)", flag.Args())
@@ -103,7 +105,7 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "starting %d guard processes (logs in %s)\n", replicas, guardDir)
 	guards, err := env.StartProcGuards(ctx, devenv.ProcGuardOptions{
-		Dir: guardDir, Replicas: replicas, SkipRegistration: true,
+		Dir: guardDir, Replicas: replicas, SkipRegistration: true, Pprof: pprof,
 		// Objects made while the webhook is unregistered have no claims;
 		// the adopter would claim them in the background and disturb the
 		// measurement, so it waits beyond any run.
@@ -113,6 +115,11 @@ func run() error {
 		return err
 	}
 	defer guards.Stop()
+	for i := range replicas {
+		if addr := guards.PprofAddr(i); addr != "" {
+			fmt.Fprintf(os.Stderr, "replica %d: pprof at http://%s/debug/pprof/\n", i, addr)
+		}
+	}
 
 	rep, runErr := loadtest.Run(ctx, env, guards, opts)
 	if rep == nil {

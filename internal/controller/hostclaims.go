@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -75,7 +76,10 @@ func IndexHostObjects(ctx context.Context, mgr ctrl.Manager, engine *policy.Engi
 // SetupWithManager registers the reconciler: it runs for every claim, and
 // for the claims of the hosts an object uses whenever the object changes.
 func (r *HostClaimReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	b := ctrl.NewControllerManagedBy(mgr).Named("hostclaims").For(&v1alpha1.HostClaim{})
+	// Claims are independent, and settling a new one waits on a check and
+	// a write: several workers keep up with the webhook's new hosts.
+	b := ctrl.NewControllerManagedBy(mgr).Named("hostclaims").For(&v1alpha1.HostClaim{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4})
 	for _, k := range r.Kinds {
 		b = b.Watches(k.Object, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			uses, _ := r.Engine.HostUses(o, o.GetNamespace())

@@ -20,11 +20,13 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
@@ -140,7 +142,12 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if workers <= 0 {
 		workers = 4
 	}
-	b := ctrl.NewControllerManagedBy(mgr).Named("tenants").For(&v1alpha1.Tenant{}).
+	// A Tenant is looked at again when its spec, labels or annotations
+	// change, not when its status does: the status is this controller's
+	// own output (and the audit's and the refusal counter's), and reacting
+	// to it would write it again at every claim.
+	changed := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	b := ctrl.NewControllerManagedBy(mgr).Named("tenants").For(&v1alpha1.Tenant{}, builder.WithPredicates(changed)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers})
 	for _, k := range managedKinds {
 		b = b.Watches(k.obj, handler.EnqueueRequestsFromMapFunc(byLabel(tenancy.ManagedLabel)))

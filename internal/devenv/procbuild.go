@@ -18,9 +18,10 @@ var built struct {
 }
 
 // BuildBinary returns $TENANTGUARD_BINARY if set, else builds
-// ./cmd/tenantguard of the checkout (see SourceDirEnv) into dir. The build
-// runs once per process; later calls return the same file while it
-// exists.
+// ./cmd/tenantguard of the checkout (see SourceDirEnv) into dir as the
+// image carries it: the release build, with make image's flags (-tags
+// release -trimpath -ldflags "-s -w"; no dev command). The build runs once
+// per process; later calls return the same file while it exists.
 func BuildBinary(ctx context.Context, dir string) (string, error) {
 	if path := os.Getenv(BinaryEnv); path != "" {
 		if _, err := os.Stat(path); err != nil {
@@ -47,7 +48,7 @@ func BuildBinary(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("build tenantguard: %w", err)
 	}
 	out := filepath.Join(dir, "tenantguard")
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./cmd/tenantguard")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-tags", "release", "-ldflags", "-s -w", "-o", out, "./cmd/tenantguard")
 	cmd.Dir = src
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/tenantguard in %s: %w\n%s", src, err, msg)

@@ -49,6 +49,9 @@ type ProcGuardOptions struct {
 	Config config.Config
 	// ExtraArgs are appended to every process's serve flags.
 	ExtraArgs []string
+	// Pprof serves net/http/pprof from each process on a loopback port of
+	// its own (PprofAddr).
+	Pprof bool
 	// Dir receives the configuration, kubeconfig, certificates and one log
 	// file per replica. Required.
 	Dir string
@@ -79,9 +82,9 @@ type ProcGuards struct {
 }
 
 type replica struct {
-	args                                 []string
-	webhookAddr, healthAddr, metricsAddr string
-	logPath                              string
+	args                                            []string
+	webhookAddr, healthAddr, metricsAddr, pprofAddr string
+	logPath                                         string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -277,7 +280,7 @@ func (p *ProcGuards) certDir(i int) string {
 }
 
 func (p *ProcGuards) newReplica(i int) (*replica, error) {
-	var addrs [3]string
+	var addrs [4]string
 	for k := range addrs {
 		port, err := freePort()
 		if err != nil {
@@ -286,7 +289,7 @@ func (p *ProcGuards) newReplica(i int) (*replica, error) {
 		addrs[k] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	}
 	r := &replica{
-		webhookAddr: addrs[0], healthAddr: addrs[1], metricsAddr: addrs[2],
+		webhookAddr: addrs[0], healthAddr: addrs[1], metricsAddr: addrs[2], pprofAddr: addrs[3],
 		logPath: filepath.Join(p.opts.Dir, fmt.Sprintf("replica-%d.log", i)),
 	}
 	r.args = append([]string{
@@ -299,6 +302,11 @@ func (p *ProcGuards) newReplica(i int) (*replica, error) {
 		"--metrics-bind-address=" + r.metricsAddr,
 		"--leader-election-namespace=" + p.opts.Config.GuardNamespace,
 	}, p.opts.ExtraArgs...)
+	if p.opts.Pprof {
+		r.args = append(r.args, "--pprof-bind-address="+r.pprofAddr)
+	} else {
+		r.pprofAddr = ""
+	}
 	return r, nil
 }
 
@@ -602,7 +610,10 @@ func (p *ProcGuards) MetricsURL(i int) string {
 // HealthURL is replica i's health server (append /healthz or /readyz).
 func (p *ProcGuards) HealthURL(i int) string { return "http://" + p.replicas[i].healthAddr }
 
-// Pid is the process id of replica i, 0 when it is not running.
+// PprofAddr is the pprof address of replica i ("" unless Pprof is set).
+func (p *ProcGuards) PprofAddr(i int) string { return p.replicas[i].pprofAddr }
+
+// Pid is the process ID of replica i, 0 when it is not running.
 func (p *ProcGuards) Pid(i int) int {
 	r := p.replicas[i]
 	r.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -184,11 +186,7 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 		PprofBindAddress:       opts.PprofAddr,
 		Logger:                 ctrl.Log.WithName("tenantguard"),
 		Controller:             ctrlconfig.Controller{SkipNameValidation: &opts.SharedProcess},
-		// The guard reads no object's field managers, so the cache drops
-		// them: often a third or more of an object. An update of a cached
-		// object sent without them keeps them: the API server never drops
-		// them for a client that leaves them out.
-		Cache: cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()},
+		Cache:                  cache.Options{ByObject: byObject, DefaultTransform: trimForCache(allHostKinds())},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -303,12 +301,20 @@ func New(ctx context.Context, opts Options) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The claim controller's check of each new claim before it settles it
+	// finishes the webhook's work, so it reads at the webhook's pace (the
+	// webhook's limits, a limiter of its own), not the controllers'.
+	checkClient, err := client.New(withRateLimit(opts.RestConfig, opts.WebhookClientQPS, opts.WebhookBurst),
+		client.Options{Scheme: kinds.Scheme, Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, err
+	}
 	ctrls := &controllers{
 		config: base, cache: mgr.GetCache(), elect: opts.LeaderElection,
 		namespace: opts.LeaderElectionNamespace,
 		setup: func(cm manager.Manager) error {
 			rec := &controller.HostClaimReconciler{
-				Client: cm.GetClient(), Reader: cm.GetAPIReader(), Engine: engine, Kinds: hostKinds,
+				Client: cm.GetClient(), Reader: checkClient, Engine: engine, Kinds: hostKinds,
 				GracePeriod: opts.Config.ClaimGracePeriod.Duration,
 			}
 			if err := rec.SetupWithManager(cm); err != nil {
@@ -485,5 +491,38 @@ func (k *kindWatch) Start(ctx context.Context) error {
 		if len(now) != len(k.watching) {
 			return fmt.Errorf("the cluster now serves %d of the host kinds, not %d (Gateway API installed or removed): restarting to watch them", len(now), len(k.watching))
 		}
+	}
+}
+
+// lastApplied is the annotation kubectl apply keeps a copy of the object in.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trimForCache drops from what the guard caches what it never reads: every
+// object's field managers (often a third or more of an object), and for the
+// kinds that use hosts, which it never writes, kubectl apply's copy of the
+// object in an annotation and an Ingress's status. An update of a cached
+// object sent without its field managers keeps them: the API server never
+// drops them for a client that leaves them out.
+func trimForCache(hostKinds []controller.HostKind) toolscache.TransformFunc {
+	hostTypes := map[reflect.Type]bool{}
+	for _, k := range hostKinds {
+		hostTypes[reflect.TypeOf(k.Object)] = true
+	}
+	stripManagedFields := cache.TransformStripManagedFields()
+	return func(obj any) (any, error) {
+		obj, err := stripManagedFields(obj)
+		if err != nil || !hostTypes[reflect.TypeOf(obj)] {
+			return obj, err
+		}
+		if o, ok := obj.(client.Object); ok {
+			if a := o.GetAnnotations(); a[lastApplied] != "" {
+				delete(a, lastApplied)
+				o.SetAnnotations(a)
+			}
+		}
+		if ing, ok := obj.(*networkingv1.Ingress); ok {
+			ing.Status = networkingv1.IngressStatus{}
+		}
+		return obj, nil
 	}
 }

@@ -191,7 +191,13 @@ func TestBurstOfNewHosts(t *testing.T) {
 	start := time.Now()
 	results := createAll(ctx, admin, objs, 16)
 	elapsed := time.Since(start)
-	t.Logf("API requests of the webhooks per new host: %.2f", (webhookRequests(t)-before)/200)
+	perHost := (webhookRequests(t) - before) / 200
+	t.Logf("API requests of the webhooks per new host: %.2f", perHost)
+	// The claim protocol and nothing more: the create, and a GET of each
+	// wildcard claim above the name.
+	if want := float64(1 + len(hosts.AboveClaimNames(hosts.MustParse("b0.burst.example.com", v1alpha1.HostMatchExact)))); perHost != want {
+		t.Errorf("the webhooks made %.2f API requests per new host, want %.0f (the create and the overlap check)", perHost, want)
+	}
 	var lat []time.Duration
 	for _, o := range results {
 		if o.err != nil {
