@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -69,7 +71,8 @@ func (l *blobLayer) MediaType() (types.MediaType, error)  { return types.OCILaye
 //
 // TENANTGUARD_BENCH_LINK_MBPS=N puts the registry behind a link of N MB/s
 // each way, for both paths: the case where the network, not the CPU, is
-// the bound.
+// the bound. TENANTGUARD_BENCH_TLS=1 serves the registry and the gateway
+// over https.
 func BenchmarkBlob256MiB(b *testing.B) {
 	size := int64(256 << 20)
 	if s := os.Getenv("TENANTGUARD_BENCH_BLOB_MIB"); s != "" { // a smaller blob while working on the benchmark
@@ -79,10 +82,26 @@ func BenchmarkBlob256MiB(b *testing.B) {
 		}
 		size = int64(n) << 20
 	}
-	up := registrytest.Start(b, registrytest.Options{
+	upOpts := registrytest.Options{
 		Htpasswd:      map[string]string{"gateway": "upstream-secret"},
 		RootDirectory: b.TempDir(),
-	})
+	}
+	var certPEM, keyPEM string
+	clientOpts := []remote.Option{remote.WithContext(context.Background())}
+	if os.Getenv("TENANTGUARD_BENCH_TLS") != "" {
+		// https on the registry and on the gateway, as deployed.
+		var pool *x509.CertPool
+		certPEM, keyPEM, pool = selfSigned(b)
+		cert, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+		if err != nil {
+			b.Fatal(err)
+		}
+		upOpts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		tr := remote.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		clientOpts = append(clientOpts, remote.WithTransport(tr))
+	}
+	up := registrytest.Start(b, upOpts)
 	if s := os.Getenv("TENANTGUARD_BENCH_LINK_MBPS"); s != "" {
 		// The registry across a network link of this many MB/s each way, for
 		// the client directly and for the gateway alike (the gateway next to
@@ -92,13 +111,23 @@ func BenchmarkBlob256MiB(b *testing.B) {
 			b.Fatal(err)
 		}
 		link := startForwarder(b, up.Host, mbps*1e6)
-		up = &registrytest.Registry{URL: &url.URL{Scheme: "http", Host: link.addr}, Host: link.addr}
+		up = &registrytest.Registry{URL: &url.URL{Scheme: up.URL.Scheme, Host: link.addr}, Host: link.addr}
 	}
 	cfg, _ := envConfig(b, up)
 	cfg.UpstreamUsername = "gateway"
 	cfg.UpstreamPasswordFile = writeFile(b, b.TempDir(), "upstream-password", "upstream-secret")
+	if certPEM != "" {
+		dir := b.TempDir()
+		cfg.TLSCertFile = writeFile(b, dir, "tls.crt", certPEM)
+		cfg.TLSKeyFile = writeFile(b, dir, "tls.key", keyPEM)
+		cfg.UpstreamCAFile = cfg.TLSCertFile
+	}
 	gw := startGatewayProcess(b, cfg)
-	gwHost := strings.TrimPrefix(gw.srv.RegistryURL, "http://")
+	gwURL, err := url.Parse(gw.srv.RegistryURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gwHost := gwURL.Host
 	targets := []struct {
 		name string
 		host string
@@ -112,7 +141,7 @@ func BenchmarkBlob256MiB(b *testing.B) {
 	for _, op := range []string{"push", "pull"} {
 		for _, target := range targets {
 			b.Run(op+"/"+target.name, func(b *testing.B) {
-				opts := []remote.Option{remote.WithAuth(target.auth), remote.WithContext(context.Background())}
+				opts := append([]remote.Option{remote.WithAuth(target.auth)}, clientOpts...)
 				var pullRef name.Digest
 				if op == "pull" {
 					repo, _ := name.NewRepository(target.host + "/project1/pull")

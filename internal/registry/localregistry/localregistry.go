@@ -5,6 +5,7 @@ package localregistry
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -39,6 +40,9 @@ type Options struct {
 	RootDirectory string
 	// Dir receives the registry's auth files.
 	Dir string
+	// TLS, if set, makes the registry serve https (offering HTTP/2, as Go
+	// servers do) instead of plain http.
+	TLS *tls.Config
 }
 
 // TokenAuth is Distribution's token auth configuration.
@@ -118,9 +122,14 @@ func Start(opts Options) (*Registry, error) {
 		cancel()
 		return nil, err
 	}
-	srv := &http.Server{Handler: app}
-	go srv.Serve(ln)
+	srv := &http.Server{Handler: app, TLSConfig: opts.TLS}
 	u := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	if opts.TLS != nil {
+		u.Scheme = "https"
+		go srv.ServeTLS(ln, "", "")
+	} else {
+		go srv.Serve(ln)
+	}
 	return &Registry{URL: u, Host: u.Host, srv: srv, cancel: cancel}, nil
 }
 
