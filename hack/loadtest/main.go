@@ -43,6 +43,7 @@ func run() error {
 		out       string
 		replicas  int
 		pprof     bool
+		guardEnv  []string
 	)
 	flag.IntVar(&opts.Tenants, "tenants", 100, "tenants, one namespace each")
 	flag.IntVar(&opts.Objects, "objects", 1000, "operations of each workload on each side at each level")
@@ -53,6 +54,13 @@ func run() error {
 	flag.DurationVar(&opts.Deadline, "deadline", 30*time.Minute, "bound on the whole run")
 	flag.StringVar(&out, "out", ".tenantguard/loadtest", "directory for report.json, rows.csv, batches.csv and the guard logs")
 	flag.IntVar(&replicas, "replicas", 2, "guard serve processes")
+	flag.Func("guard-env", "KEY=VALUE added to the guard processes' environment, e.g. GOMEMLIMIT=90MiB (repeat the flag for more)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("%q: want KEY=VALUE", v)
+		}
+		guardEnv = append(guardEnv, v)
+		return nil
+	})
 	flag.BoolVar(&pprof, "pprof", false, "serve net/http/pprof from each guard process on a loopback port (printed at the start)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -105,7 +113,7 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "starting %d guard processes (logs in %s)\n", replicas, guardDir)
 	guards, err := env.StartProcGuards(ctx, devenv.ProcGuardOptions{
-		Dir: guardDir, Replicas: replicas, SkipRegistration: true, Pprof: pprof,
+		Dir: guardDir, Replicas: replicas, SkipRegistration: true, Pprof: pprof, Env: guardEnv,
 		// Objects made while the webhook is unregistered have no claims;
 		// the adopter would claim them in the background and disturb the
 		// measurement, so it waits beyond any run.

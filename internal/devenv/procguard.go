@@ -52,6 +52,9 @@ type ProcGuardOptions struct {
 	// Pprof serves net/http/pprof from each process on a loopback port of
 	// its own (PprofAddr).
 	Pprof bool
+	// Env is added to every process's environment (KEY=VALUE), after the
+	// harness's own.
+	Env []string
 	// Dir receives the configuration, kubeconfig, certificates and one log
 	// file per replica. Required.
 	Dir string
@@ -324,6 +327,9 @@ func (p *ProcGuards) start(i int) error {
 	}
 	fmt.Fprintf(log, "=== %s %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), p.opts.Binary, strings.Join(r.args, " "))
 	cmd := exec.Command(p.opts.Binary, r.args...)
+	if len(p.opts.Env) > 0 {
+		cmd.Env = append(os.Environ(), p.opts.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
