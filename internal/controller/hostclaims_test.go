@@ -72,6 +72,19 @@ func createNamespace(t *testing.T, name string) {
 	}
 }
 
+// claimReconciler returns a claim reconciler on a started cache with a
+// one-minute grace period, its cached client, and its clock, set past the
+// wait for a new claim's object to appear.
+func claimReconciler(t *testing.T) (*controller.HostClaimReconciler, client.Client, *time.Time) {
+	t.Helper()
+	engine := policy.NewEngine(config.Default())
+	c := cachedClient(t, engine)
+	now := time.Now().Add(15 * time.Second)
+	r := &controller.HostClaimReconciler{Client: c, Reader: admin, Engine: engine, Kinds: []controller.HostKind{ingressKind},
+		GracePeriod: time.Minute, Now: func() time.Time { return now }}
+	return r, c, &now
+}
+
 // TestHostClaimReconciler: a pending claim whose object exists is checked
 // and settled with its objects recorded; a claim whose object went away is
 // marked, kept through the grace period and released after it; a pending
@@ -79,12 +92,7 @@ func createNamespace(t *testing.T, name string) {
 // without labels gets them.
 func TestHostClaimReconciler(t *testing.T) {
 	ctx := context.Background()
-	engine := policy.NewEngine(config.Default())
-	c := cachedClient(t, engine)
-	// Past the wait for a new claim's object to appear.
-	now := time.Now().Add(15 * time.Second)
-	r := &controller.HostClaimReconciler{Client: c, Reader: admin, Engine: engine, Kinds: []controller.HostKind{ingressKind},
-		GracePeriod: time.Minute, Now: func() time.Time { return now }}
+	r, _, now := claimReconciler(t)
 	createNamespace(t, "hc-a")
 
 	used := hosts.MustParse("used.hc.example.com", v1alpha1.HostMatchExact)
@@ -133,7 +141,7 @@ func TestHostClaimReconciler(t *testing.T) {
 		return err == nil && hosts.Pending(hc) && hc.Status.UnusedSince == nil
 	})
 	// Within the grace period they stay; after it, they go.
-	now = now.Add(30 * time.Second)
+	*now = now.Add(30 * time.Second)
 	for _, n := range []hosts.Name{unused, never} {
 		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: hosts.ClaimName(n)}}); err != nil {
 			t.Fatal(err)
@@ -142,7 +150,7 @@ func TestHostClaimReconciler(t *testing.T) {
 			t.Fatalf("claim of %s released within the grace period: %v", n, err)
 		}
 	}
-	now = now.Add(2 * time.Minute)
+	*now = now.Add(2 * time.Minute)
 	reconcileUntil(unused, func(_ *v1alpha1.HostClaim, err error) bool { return apierrors.IsNotFound(err) })
 	reconcileUntil(never, func(_ *v1alpha1.HostClaim, err error) bool { return apierrors.IsNotFound(err) })
 
@@ -179,11 +187,7 @@ func TestHostClaimReconciler(t *testing.T) {
 // did (a replica that stopped half way).
 func TestPendingClaimThatLosesIsNeverSettled(t *testing.T) {
 	ctx := context.Background()
-	engine := policy.NewEngine(config.Default())
-	c := cachedClient(t, engine)
-	now := time.Now().Add(15 * time.Second)
-	r := &controller.HostClaimReconciler{Client: c, Reader: admin, Engine: engine, Kinds: []controller.HostKind{ingressKind},
-		GracePeriod: time.Minute, Now: func() time.Time { return now }}
+	r, c, now := claimReconciler(t)
 	createNamespace(t, "hc-older")
 	createNamespace(t, "hc-loser")
 	wildcard := hosts.MustParse("*.lose.example.com", v1alpha1.HostMatchSingleLabel)
@@ -219,7 +223,7 @@ func TestPendingClaimThatLosesIsNeverSettled(t *testing.T) {
 	if !hosts.Pending(hc) || res.RequeueAfter <= 0 {
 		t.Fatalf("a claim that loses to an older overlapping one was settled (pending %v, %+v)", hosts.Pending(hc), res)
 	}
-	now = now.Add(time.Minute)
+	*now = now.Add(time.Minute)
 	if _, err := r.Reconcile(ctx, req); err != nil {
 		t.Fatal(err)
 	}
