@@ -544,10 +544,17 @@ func TestOwnerCreatedNamespace(t *testing.T) {
 		return admin.Get(ctx, client.ObjectKey{Namespace: "self-dev", Name: tenancy.OwnersBinding}, &rbacv1.RoleBinding{})
 	})
 	eventually(t, func() error { return sue.Create(ctx, deployment("self-dev")) })
+	// The status follows the objects (it is written after them).
 	tn := waitReady(t, "self")
-	if !slices.Equal(tn.Status.Namespaces, []string{"self-dev", "self-main"}) {
-		t.Errorf("status namespaces = %v", tn.Status.Namespaces)
-	}
+	eventually(t, func() error {
+		if err := admin.Get(ctx, client.ObjectKey{Name: "self"}, tn); err != nil {
+			return err
+		}
+		if !slices.Equal(tn.Status.Namespaces, []string{"self-dev", "self-main"}) {
+			return fmt.Errorf("status namespaces = %v", tn.Status.Namespaces)
+		}
+		return nil
+	})
 	// Over the quota (an admin labelled one more): reported.
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "self-extra", Labels: map[string]string{v1alpha1.TenantLabel: "self"}}}); err != nil {
 		t.Fatal(err)
