@@ -13,6 +13,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -147,6 +148,19 @@ func (r *runner) setup(ctx context.Context) error {
 				ObjectMeta: metav1.ObjectMeta{Name: tenantRole, Namespace: t.namespace},
 				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: tenantRole},
 				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "Group", Name: t.name + "-devs"}},
+			},
+			// Container defaults, as a platform team gives a tenant. Without
+			// a LimitRange, the API server's LimitRanger looks the namespace's
+			// up live at its first Pod in 30 s: a consistent LIST of an idle
+			// kind, which waits up to 100 ms for the watch cache's progress
+			// notification and made whole batches 100 ms on either side.
+			&corev1.LimitRange{
+				ObjectMeta: metav1.ObjectMeta{Name: "defaults", Namespace: t.namespace},
+				Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+					Type:           corev1.LimitTypeContainer,
+					Default:        corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+					DefaultRequest: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+				}}},
 			},
 		}
 		for _, o := range objs {
