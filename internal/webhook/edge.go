@@ -233,17 +233,98 @@ type reviewHeader struct {
 	uid        types.UID
 }
 
+// peekReview reads a review's apiVersion and request.uid. It stops as soon
+// as it has both, which the API server writes before the object, so the
+// edge does not parse the whole body a second time (the webhook decodes it
+// in full next). A body it cannot read gives an empty header.
 func peekReview(body []byte) reviewHeader {
-	var head struct {
-		APIVersion string `json:"apiVersion"`
-		Request    *struct {
-			UID types.UID `json:"uid"`
-		} `json:"request"`
-	}
-	if json.Unmarshal(body, &head) != nil || head.Request == nil {
+	var h reviewHeader
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return reviewHeader{}
 	}
-	return reviewHeader{apiVersion: head.APIVersion, uid: head.Request.UID}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return reviewHeader{}
+		}
+		switch key {
+		case "apiVersion":
+			if dec.Decode(&h.apiVersion) != nil {
+				return reviewHeader{}
+			}
+		case "request":
+			open, ok := peekUID(dec, &h.uid)
+			if !ok {
+				return reviewHeader{}
+			}
+			if h.apiVersion != "" && h.uid != "" {
+				return h
+			}
+			if open && !skipRest(dec, 1) {
+				return reviewHeader{}
+			}
+		default:
+			if !skipValue(dec) {
+				return reviewHeader{}
+			}
+		}
+		if h.apiVersion != "" && h.uid != "" {
+			return h
+		}
+	}
+	return h
+}
+
+// peekUID reads the uid of the request object that dec is at. It returns
+// as soon as it has it, with open set: the rest of the object is not read.
+func peekUID(dec *json.Decoder, uid *types.UID) (open, ok bool) {
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false, false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false, false
+		}
+		if key == "uid" {
+			return true, dec.Decode(uid) == nil
+		}
+		if !skipValue(dec) {
+			return false, false
+		}
+	}
+	_, err := dec.Token() // the closing brace
+	return false, err == nil
+}
+
+// skipValue consumes one whole value.
+func skipValue(dec *json.Decoder) bool {
+	t, err := dec.Token()
+	if err != nil {
+		return false
+	}
+	if d, ok := t.(json.Delim); ok && (d == '{' || d == '[') {
+		return skipRest(dec, 1)
+	}
+	return true
+}
+
+// skipRest consumes tokens until depth open objects or arrays are closed.
+func skipRest(dec *json.Decoder, depth int) bool {
+	for depth > 0 {
+		t, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+	return true
 }
 
 // refuse answers with an AdmissionReview that refuses the request.
