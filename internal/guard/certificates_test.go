@@ -11,9 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tenantguard/tenantguard/config/crd"
 	"github.com/tenantguard/tenantguard/internal/config"
-	"github.com/tenantguard/tenantguard/internal/devenv"
 	"github.com/tenantguard/tenantguard/internal/devenv/devenvtest"
 	"github.com/tenantguard/tenantguard/internal/guard"
 	"github.com/tenantguard/tenantguard/internal/kinds"
@@ -24,11 +22,7 @@ import (
 // certificate directory and a webhook configuration without caBundle: the
 // API server must reach it and get its denial.
 func TestGuardMakesItsOwnCertificates(t *testing.T) {
-	crds, err := crd.CRDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := devenvtest.Start(t, devenv.Options{CRDs: crds})
+	env := devenvtest.StartWithCRDs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := client.New(env.Config, client.Options{Scheme: kinds.Scheme})

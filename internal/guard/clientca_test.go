@@ -18,9 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantguard/tenantguard/config/crd"
 	"github.com/tenantguard/tenantguard/internal/config"
-	"github.com/tenantguard/tenantguard/internal/devenv"
 	"github.com/tenantguard/tenantguard/internal/devenv/devenvtest"
 	"github.com/tenantguard/tenantguard/internal/guard"
 	"github.com/tenantguard/tenantguard/internal/webhook"
@@ -30,11 +28,7 @@ import (
 // a caller without a client certificate signed by that CA does not get past
 // the TLS handshake; one with such a certificate gets an answer.
 func TestClientCAFileRequiresTheAPIServersCertificate(t *testing.T) {
-	crds, err := crd.CRDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := devenvtest.Start(t, devenv.Options{CRDs: crds})
+	env := devenvtest.StartWithCRDs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

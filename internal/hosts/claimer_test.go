@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/tenantguard/tenantguard/api/v1alpha1"
-	"github.com/tenantguard/tenantguard/config/crd"
 	"github.com/tenantguard/tenantguard/internal/devenv"
 	"github.com/tenantguard/tenantguard/internal/devenv/devenvtest"
 	"github.com/tenantguard/tenantguard/internal/hosts"
@@ -23,21 +22,12 @@ import (
 // claimer returns a Claimer on a real API server with the CRDs installed.
 func claimer(t *testing.T) (*hosts.Claimer, client.Client) {
 	t.Helper()
-	env := startWithCRDs(t)
+	env := devenvtest.StartWithCRDs(t)
 	c, err := client.New(env.Config, client.Options{Scheme: kinds.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &hosts.Claimer{Client: c}, c
-}
-
-func startWithCRDs(t *testing.T) *devenv.Env {
-	t.Helper()
-	crds, err := crd.CRDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return devenvtest.Start(t, devenv.Options{CRDs: crds})
 }
 
 // pausing returns a Claimer whose client stops before the first call that
@@ -79,7 +69,7 @@ func pausing(t *testing.T, env *devenv.Env, pauseOn func(verb, name string) bool
 // claim only after checking it and settling it, and once it is settled the
 // first cannot take it back.
 func TestSameNamespaceRequestsSettlePendingClaims(t *testing.T) {
-	env := startWithCRDs(t)
+	env := devenvtest.StartWithCRDs(t)
 	ctx := context.Background()
 	c, err := client.New(env.Config, client.Options{Scheme: kinds.Scheme})
 	if err != nil {

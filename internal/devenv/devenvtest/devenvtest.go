@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantguard/tenantguard/config/crd"
 	"github.com/tenantguard/tenantguard/internal/devenv"
 )
 
@@ -26,6 +27,16 @@ func Start(tb testing.TB, opts devenv.Options) *devenv.Env {
 		}
 	})
 	return env
+}
+
+// StartWithCRDs is Start with tenantguard's CRDs installed.
+func StartWithCRDs(tb testing.TB) *devenv.Env {
+	tb.Helper()
+	crds, err := crd.CRDs()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return Start(tb, devenv.Options{CRDs: crds})
 }
 
 // StartShared is Start for a TestMain that shares one control plane
